@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class AutomationsConfig(AppConfig):
+    """No-code revenue-recovery flows: trigger, filters, delayed actions."""
+
+    name = "automations"
+    default_auto_field = "django.db.models.BigAutoField"

@@ -1,0 +1,43 @@
+"""Template context every dashboard page needs: account, mode, navigation."""
+
+from django.urls import NoReverseMatch, reverse
+
+# The dashboard's navigation. An entry appears once its page exists, so later features add a
+# URL name and the shell shows it; nothing links to a page that is not there.
+NAVIGATION = [
+    ("Overview", "dashboard:overview"),
+    ("Customers", "dashboard:customers"),
+    ("Subscriptions", "dashboard:subscriptions"),
+    ("Invoices", "dashboard:invoices"),
+    ("Events", "dashboard:events"),
+    ("Automations", "automations:list"),
+    ("Emails", "notifications:emails"),
+    ("Webhooks", "dashboard:webhooks"),
+    ("Test clocks", "dashboard:test_clocks"),
+    ("Settings", "dashboard:settings"),
+]
+
+
+def _navigation(path: str):
+    items = []
+    for label, name in NAVIGATION:
+        try:
+            url = reverse(name)
+        except NoReverseMatch:
+            continue
+        active = path.startswith(url) if url != "/" else path == "/"
+        items.append({"label": label, "url": url, "active": active})
+    return items
+
+
+def dashboard(request):
+    membership = getattr(request, "membership", None)
+    if membership is None:
+        return {}
+    return {
+        "membership": membership,
+        "current_account": membership.account,
+        "livemode": request.livemode,
+        "navigation": _navigation(request.path),
+        "user_memberships": request.user.memberships.select_related("account").order_by("created"),
+    }

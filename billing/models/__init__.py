@@ -1,0 +1,31 @@
+"""The billing data model. One module per area; import models from here."""
+
+from billing.models.accounts import Account, ApiKey, ExchangeRate, Membership
+from billing.models.catalog import Coupon, Discount, Price, Product
+from billing.models.customers import Customer, CustomerBalanceTransaction, PaymentMethod
+from billing.models.events import Event
+from billing.models.invoices import Invoice, InvoiceLineItem
+from billing.models.payments import PaymentIntent
+from billing.models.subscriptions import Subscription, SubscriptionItem
+from billing.models.test_clocks import TestClock
+
+__all__ = [
+    "Account",
+    "ApiKey",
+    "Coupon",
+    "Customer",
+    "CustomerBalanceTransaction",
+    "Discount",
+    "Event",
+    "ExchangeRate",
+    "Invoice",
+    "InvoiceLineItem",
+    "Membership",
+    "PaymentIntent",
+    "PaymentMethod",
+    "Price",
+    "Product",
+    "Subscription",
+    "SubscriptionItem",
+    "TestClock",
+]

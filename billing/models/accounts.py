@@ -1,0 +1,168 @@
+"""Accounts (platform or connected), their API keys, exchange rates and team memberships."""
+
+import hashlib
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils.timezone import now
+
+from billing.choices import AccountType, Role
+from billing.ids import ALPHABET
+from billing.models.base import id_field, metadata_field
+from billing.validators import validate_currency
+
+
+class Account(models.Model):
+    """A merchant: a platform, or a connected account that belongs to a platform."""
+
+    OBJECT = "account"
+
+    id = id_field("acct")
+    type = models.CharField(
+        max_length=16, choices=AccountType.choices, default=AccountType.PLATFORM
+    )
+    platform = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="connected_accounts",
+        help_text="The platform a connected account belongs to.",
+    )
+    name = models.CharField(max_length=200)
+    email = models.EmailField(blank=True)
+    country = models.CharField(max_length=2, default="US")
+    default_currency = models.CharField(max_length=3, default="usd", validators=[validate_currency])
+    timezone = models.CharField(max_length=64, default="UTC")
+    branding_display_name = models.CharField(max_length=200, blank=True)
+    branding_logo_url = models.URLField(blank=True)
+    branding_primary_color = models.CharField(max_length=7, default="#4f46e5")
+    metadata = metadata_field()
+    created = models.DateTimeField(default=now)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                name="account_connected_has_platform",
+                condition=(Q(type=AccountType.PLATFORM, platform__isnull=True))
+                | (Q(type=AccountType.CONNECTED, platform__isnull=False)),
+            ),
+            models.CheckConstraint(
+                name="account_branding_color_hex",
+                condition=Q(branding_primary_color__regex=r"^#[0-9A-Fa-f]{6}$"),
+            ),
+        ]
+        indexes = [models.Index(fields=["platform", "created"])]
+
+    def __str__(self):
+        return f"{self.name} ({self.id})"
+
+    @property
+    def object(self) -> str:
+        return self.OBJECT
+
+    @property
+    def display_name(self) -> str:
+        return self.branding_display_name or self.name
+
+
+class ExchangeRate(models.Model):
+    """How much one unit of `currency` is worth in the account's default currency."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="exchange_rates")
+    currency = models.CharField(max_length=3, validators=[validate_currency])
+    rate = models.DecimalField(max_digits=20, decimal_places=10)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account", "currency"], name="exchange_rate_unique"),
+            models.CheckConstraint(name="exchange_rate_positive", condition=Q(rate__gt=0)),
+        ]
+
+    def __str__(self):
+        return f"1 {self.currency.upper()} = {self.rate} {self.account.default_currency.upper()}"
+
+
+def hash_api_key(raw: str) -> str:
+    """Keys carry 256 bits of randomness, so one fast hash is enough (no need for a slow KDF)."""
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+class ApiKey(models.Model):
+    """A secret key (`sk_test_…` / `sk_live_…`); only its hash is stored, the key is shown once."""
+
+    id = id_field("key")
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="api_keys")
+    livemode = models.BooleanField(default=False)
+    name = models.CharField(max_length=100, blank=True)
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    last4 = models.CharField(max_length=4, editable=False)
+    created = models.DateTimeField(default=now)
+    last_used = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["account", "livemode", "created"])]
+
+    def __str__(self):
+        return self.redacted
+
+    @property
+    def prefix(self) -> str:
+        return "sk_live_" if self.livemode else "sk_test_"
+
+    @property
+    def redacted(self) -> str:
+        return f"{self.prefix}…{self.last4}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+    @classmethod
+    def new_raw_key(cls, livemode: bool) -> str:
+        body = "".join(secrets.choice(ALPHABET) for _ in range(48))
+        return ("sk_live_" if livemode else "sk_test_") + body
+
+    def set_key(self, raw: str) -> None:
+        self.key_hash = hash_api_key(raw)
+        self.last4 = raw[-4:]
+
+    def revoke(self, at) -> None:
+        if self.revoked_at is None:
+            self.revoked_at = at
+
+
+class Membership(models.Model):
+    """A dashboard user's place in an account, with the role that limits what they may do."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.READ_ONLY)
+    created = models.DateTimeField(default=now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "account"], name="membership_unique"),
+        ]
+
+    def __str__(self):
+        return f"{self.user} — {self.account.name} ({self.get_role_display()})"
+
+    # What each role may do in the dashboard; views ask these, never the role string.
+    @property
+    def can_write(self) -> bool:
+        return self.role in {Role.OWNER, Role.FINANCE, Role.SUPPORT}
+
+    @property
+    def can_manage_billing(self) -> bool:
+        return self.role in {Role.OWNER, Role.FINANCE}
+
+    @property
+    def can_manage_account(self) -> bool:
+        return self.role == Role.OWNER

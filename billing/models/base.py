@@ -1,0 +1,44 @@
+"""What every public billing object shares: a Stripe id, `object`, `livemode`, `created`."""
+
+from django.db import models
+from django.utils import timezone
+
+from billing.ids import IdFactory
+from billing.validators import validate_metadata
+
+
+def id_field(prefix: str):
+    """The primary key: a Stripe-style id with `prefix` (SPEC R-CORE-2)."""
+    return models.CharField(
+        primary_key=True, max_length=40, default=IdFactory(prefix), editable=False
+    )
+
+
+def metadata_field():
+    """A string→string map with Stripe's limits (SPEC R-CORE-5)."""
+    return models.JSONField(default=dict, blank=True, validators=[validate_metadata])
+
+
+class ModeScoped(models.Model):
+    """An object that belongs to one account and one mode; test and live never mix (R-CORE-3)."""
+
+    OBJECT: str = ""
+
+    account = models.ForeignKey("billing.Account", on_delete=models.CASCADE, related_name="+")
+    livemode = models.BooleanField(default=False)
+    # Set by services from the object's clock (R-CORE-4); the default only serves data loads.
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        abstract = True
+
+    def __str__(self):
+        return self.pk or f"new {self.OBJECT}"
+
+    @property
+    def object(self) -> str:
+        return self.OBJECT
+
+    @property
+    def mode_label(self) -> str:
+        return "live" if self.livemode else "test"

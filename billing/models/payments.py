@@ -1,0 +1,80 @@
+"""Payment intents: one attempt to collect an invoice, through the payment gateway."""
+
+from django.db import models
+from django.db.models import Q
+
+from billing.choices import PaymentIntentStatus
+from billing.models.base import ModeScoped, id_field, metadata_field
+from billing.validators import validate_currency
+
+
+class PaymentIntent(ModeScoped):
+    """Stripe's PaymentIntent: collects `amount` from a payment method, perhaps after 3-D Secure."""
+
+    OBJECT = "payment_intent"
+
+    id = id_field("pi")
+    customer = models.ForeignKey(
+        "billing.Customer",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="payment_intents",
+    )
+    invoice = models.ForeignKey(
+        "billing.Invoice",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="payment_intents",
+    )
+    amount = models.BigIntegerField()
+    amount_received = models.BigIntegerField(default=0)
+    currency = models.CharField(max_length=3, validators=[validate_currency])
+    status = models.CharField(
+        max_length=32,
+        choices=PaymentIntentStatus.choices,
+        default=PaymentIntentStatus.REQUIRES_PAYMENT_METHOD,
+    )
+    payment_method = models.ForeignKey(
+        "billing.PaymentMethod", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    description = models.CharField(max_length=1000, blank=True)
+    client_secret = models.CharField(max_length=100, editable=False)
+    # Stripe's error object for the last failed attempt (code, decline_code, message…).
+    last_payment_error = models.JSONField(null=True, blank=True)
+    # Stripe's next_action, e.g. {"type": "use_stripe_sdk"} when 3-D Secure is needed.
+    next_action = models.JSONField(null=True, blank=True)
+    cancellation_reason = models.CharField(max_length=32, blank=True)
+    canceled_at = models.DateTimeField(null=True, blank=True)
+    application_fee_amount = models.BigIntegerField(null=True, blank=True)
+    on_behalf_of = models.ForeignKey(
+        "billing.Account", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    transfer_data_destination = models.ForeignKey(
+        "billing.Account", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    metadata = metadata_field()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["account", "livemode", "created"]),
+            models.Index(fields=["invoice", "created"]),
+            models.Index(fields=["status", "created"]),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                name="payment_intent_amount_positive", condition=Q(amount__gte=0)
+            ),
+            models.CheckConstraint(
+                name="payment_intent_received_within_amount",
+                condition=Q(amount_received__gte=0, amount_received__lte=models.F("amount")),
+            ),
+        ]
+
+    def save(self, *args, **kwargs):
+        if not self.client_secret:
+            import secrets
+
+            self.client_secret = f"{self.id}_secret_{secrets.token_urlsafe(18)}"
+        super().save(*args, **kwargs)

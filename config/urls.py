@@ -1,0 +1,22 @@
+"""URL map: the dashboard at /, support's admin at /admin/, sign-in pages."""
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+admin.site.site_header = "Relance support"
+admin.site.site_title = "Relance support"
+admin.site.index_title = "Billing data"
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path(
+        "login/",
+        auth_views.LoginView.as_view(
+            template_name="auth/login.html", redirect_authenticated_user=True
+        ),
+        name="login",
+    ),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("", include("billing.urls")),
+]
