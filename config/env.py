@@ -5,6 +5,7 @@ boolean, a time zone that does not exist, an unknown broker) so that a typo in t
 fails at once with the variable's name instead of misbehaving later.
 """
 
+import os
 import zoneinfo
 
 import environ
@@ -29,12 +30,10 @@ class Env:
     """Typed, validated access to environment variables."""
 
     def __init__(self, environ_map=None):
-        self.env = environ.Env()
-        if environ_map is not None:
-            self.env.ENVIRON = environ_map
+        self.environ = os.environ if environ_map is None else environ_map
 
     def raw(self, name: str, default: str | None = None) -> str | None:
-        return self.env.ENVIRON.get(name, default)
+        return self.environ.get(name, default)
 
     def str(self, name: str, default: str) -> str:
         return self.raw(name, default)

@@ -101,6 +101,9 @@ def make_subscription(
 ) -> Subscription:
     price = price or make_price(customer.account, livemode=customer.livemode)
     start = kwargs.pop("start", timezone.now())
+    kwargs.setdefault("current_period_start", start)
+    kwargs.setdefault("current_period_end", start + timedelta(days=30))
+    kwargs.setdefault("billing_cycle_anchor", start)
     subscription = Subscription.objects.create(
         account=customer.account,
         livemode=customer.livemode,
@@ -108,9 +111,6 @@ def make_subscription(
         status=status,
         currency=price.currency,
         start_date=start,
-        current_period_start=start,
-        current_period_end=start + timedelta(days=30),
-        billing_cycle_anchor=start,
         **kwargs,
     )
     SubscriptionItem.objects.create(

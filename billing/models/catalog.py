@@ -144,7 +144,11 @@ class Coupon(ModeScoped):
             models.CheckConstraint(
                 name="coupon_repeating_has_months",
                 condition=(
-                    Q(duration=CouponDuration.REPEATING, duration_in_months__gte=1)
+                    Q(
+                        duration=CouponDuration.REPEATING,
+                        duration_in_months__isnull=False,
+                        duration_in_months__gte=1,
+                    )
                     | (~Q(duration=CouponDuration.REPEATING) & Q(duration_in_months__isnull=True))
                 ),
             ),

@@ -1,0 +1,87 @@
+"""Settings come from the environment; a bad value stops start-up naming the variable."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from config.env import Env, SettingsError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_defaults_give_a_working_local_install():
+    env = Env({})
+    assert env.bool("DEBUG", True) is True
+    assert env.database("DATABASE_URL", "sqlite:////tmp/x.sqlite3")["ENGINE"].endswith("sqlite3")
+    assert env.broker("Q_CLUSTER_BROKER", "orm") == {"orm": "default"}
+    assert env.timezone("TIME_ZONE", "UTC") == "UTC"
+    assert env.email("EMAIL_URL", "consolemail://")["EMAIL_BACKEND"].endswith(
+        "console.EmailBackend"
+    )
+
+
+def test_postgres_database_url_selects_postgresql():
+    config = Env({"DATABASE_URL": "postgres://postgres@127.0.0.1:5432/relance"}).database(
+        "DATABASE_URL", "sqlite:///x"
+    )
+    assert config["ENGINE"] == "django.db.backends.postgresql"
+    assert config["NAME"] == "relance"
+
+
+def test_redis_broker_url_selects_redis():
+    broker = Env({"Q_CLUSTER_BROKER": "redis://127.0.0.1:6379/0"}).broker("Q_CLUSTER_BROKER", "orm")
+    assert broker == {"redis": "redis://127.0.0.1:6379/0"}
+
+
+def test_smtp_email_url_configures_smtp():
+    config = Env({"EMAIL_URL": "smtp://user:pw@mail.example.com:587"}).email("EMAIL_URL", "x")
+    assert config["EMAIL_BACKEND"] == "django.core.mail.backends.smtp.EmailBackend"
+    assert config["EMAIL_HOST"] == "mail.example.com"
+    assert config["EMAIL_PORT"] == 587
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "read"),
+    [
+        ("DEBUG", "maybe", lambda e: e.bool("DEBUG", True)),
+        ("TIME_ZONE", "Mars/Olympus_Mons", lambda e: e.timezone("TIME_ZONE", "UTC")),
+        ("DATABASE_URL", "mysql://root@localhost/x", lambda e: e.database("DATABASE_URL", "")),
+        ("DATABASE_URL", "postgres://host:5432/", lambda e: e.database("DATABASE_URL", "")),
+        ("EMAIL_URL", "pigeon://coop", lambda e: e.email("EMAIL_URL", "consolemail://")),
+        ("Q_CLUSTER_BROKER", "rabbitmq://x", lambda e: e.broker("Q_CLUSTER_BROKER", "orm")),
+        ("Q_CLUSTER_WORKERS", "two", lambda e: e.int("Q_CLUSTER_WORKERS", 2, minimum=1)),
+        ("Q_CLUSTER_WORKERS", "0", lambda e: e.int("Q_CLUSTER_WORKERS", 2, minimum=1)),
+        ("ALLOWED_HOSTS", " , ", lambda e: e.list("ALLOWED_HOSTS", ["localhost"])),
+        ("LOG_LEVEL", "LOUD", lambda e: e.choice("LOG_LEVEL", "INFO", {"INFO", "DEBUG"})),
+    ],
+)
+def test_invalid_value_is_rejected_naming_the_variable(name, value, read):
+    with pytest.raises(SettingsError) as error:
+        read(Env({name: value}))
+    assert name in str(error.value)
+    assert error.value.name == name
+
+
+def _start(**overrides):
+    env = {
+        k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "DJANGO_SETTINGS_MODULE"}
+    }
+    env.update(overrides)
+    return subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+
+
+def test_startup_stops_with_a_message_naming_the_bad_variable():
+    result = _start(TIME_ZONE="Nowhere/Land")
+    assert result.returncode != 0
+    assert "Invalid environment variable TIME_ZONE='Nowhere/Land'" in result.stderr
+
+
+def test_production_without_secret_key_refuses_to_start():
+    result = _start(DEBUG="false", SECRET_KEY="")
+    assert result.returncode != 0
+    assert "SECRET_KEY" in result.stderr
