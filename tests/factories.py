@@ -172,3 +172,123 @@ def make_event(account: Account, type="customer.created", livemode=False, obj=No
         object_id=object_id,
         data={"object": {"id": object_id, "object": type.split(".")[0]}},
     )
+
+
+def make_connected_account(platform: Account, name="Connected shop", **kwargs) -> Account:
+    """A connected account belonging to `platform` (SPEC R-CON-1)."""
+    from billing.choices import AccountType
+
+    return Account.objects.create(
+        name=name, type=AccountType.CONNECTED, platform=platform, **kwargs
+    )
+
+
+def make_test_clock(account: Account, frozen_time=None, **kwargs):
+    """A ready test clock, frozen at `frozen_time` (default: now, whole seconds)."""
+    from billing.models import TestClock
+
+    frozen_time = frozen_time or timezone.now().replace(microsecond=0)
+    return TestClock.objects.create(
+        account=account, livemode=False, frozen_time=frozen_time, **kwargs
+    )
+
+
+def make_coupon(account: Account, code="SPRING25", livemode=False, **kwargs):
+    """A coupon, 25% off forever unless told otherwise."""
+    from decimal import Decimal
+
+    from billing.choices import CouponDuration
+    from billing.models import Coupon
+
+    if "amount_off" not in kwargs:
+        kwargs.setdefault("percent_off", Decimal("25"))
+    kwargs.setdefault("duration", CouponDuration.FOREVER)
+    return Coupon.objects.create(account=account, livemode=livemode, code=code, **kwargs)
+
+
+def make_discount(customer: Customer, coupon=None, subscription=None, **kwargs):
+    """A discount applied to `customer` (or one of its subscriptions) since yesterday."""
+    from billing.models import Discount
+
+    coupon = coupon or make_coupon(customer.account, livemode=customer.livemode)
+    kwargs.setdefault("start", timezone.now() - timedelta(days=1))
+    return Discount.objects.create(
+        account=customer.account,
+        livemode=customer.livemode,
+        coupon=coupon,
+        customer=customer,
+        subscription=subscription,
+        **kwargs,
+    )
+
+
+def make_payment_intent(invoice: Invoice, **kwargs):
+    """A payment intent collecting `invoice`'s amount due."""
+    from billing.models import PaymentIntent
+
+    kwargs.setdefault("amount", invoice.amount_due)
+    kwargs.setdefault("currency", invoice.currency)
+    return PaymentIntent.objects.create(
+        account=invoice.account,
+        livemode=invoice.livemode,
+        customer=invoice.customer,
+        invoice=invoice,
+        **kwargs,
+    )
+
+
+def make_balance_transaction(customer: Customer, amount=-500, **kwargs):
+    """A balance adjustment of `amount` (negative is a credit) on `customer`."""
+    from billing.choices import BalanceTransactionType
+    from billing.models import CustomerBalanceTransaction
+
+    kwargs.setdefault("type", BalanceTransactionType.ADJUSTMENT)
+    kwargs.setdefault("currency", customer.currency or "usd")
+    return CustomerBalanceTransaction.objects.create(
+        account=customer.account,
+        livemode=customer.livemode,
+        customer=customer,
+        amount=amount,
+        ending_balance=customer.balance + amount,
+        **kwargs,
+    )
+
+
+def make_api_key(account: Account, livemode=False, name="Test key", **kwargs):
+    """A secret key of `account`; the raw key is on `.raw`, as it is only known when made."""
+    from billing.models import ApiKey
+
+    raw = ApiKey.new_raw_key(livemode)
+    key = ApiKey(account=account, livemode=livemode, name=name, **kwargs)
+    key.set_key(raw)
+    key.save()
+    key.raw = raw
+    return key
+
+
+def make_exchange_rate(account: Account, currency="eur", rate="1.0850000000"):
+    """What one unit of `currency` is worth in the account's default currency."""
+    from decimal import Decimal
+
+    from billing.models import ExchangeRate
+
+    return ExchangeRate.objects.create(account=account, currency=currency, rate=Decimal(rate))
+
+
+def make_dashboard_objects(customer: Customer) -> dict:
+    """A subscription, its invoice with a payment, an event, a card and (test mode) a test clock."""
+    card = make_card(customer)
+    subscription = make_subscription(customer)
+    invoice = make_invoice(customer, subscription=subscription)
+    make_payment_intent(invoice, payment_method=card)
+    event = make_event(customer.account, livemode=customer.livemode, obj=customer)
+    objects = {
+        "customer": customer,
+        "subscription": subscription,
+        "invoice": invoice,
+        "event": event,
+        "card": card,
+    }
+    if not customer.livemode:
+        objects["test_clock"] = make_test_clock(customer.account, name="Renewal rehearsal")
+    return objects

@@ -105,7 +105,7 @@ class ApiKey(models.Model):
     revoked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        indexes = [models.Index(fields=["account", "livemode", "created"])]
+        indexes = [models.Index(fields=["account", "livemode", "created", "id"])]
 
     def __str__(self):
         return self.redacted

@@ -24,7 +24,7 @@ class Product(ModeScoped):
     metadata = metadata_field()
 
     class Meta:
-        indexes = [models.Index(fields=["account", "livemode", "created"])]
+        indexes = [models.Index(fields=["account", "livemode", "created", "id"])]
 
     def __str__(self):
         return self.name
@@ -54,7 +54,7 @@ class Price(ModeScoped):
 
     class Meta:
         indexes = [
-            models.Index(fields=["account", "livemode", "created"]),
+            models.Index(fields=["account", "livemode", "created", "id"]),
             models.Index(fields=["product", "active"]),
         ]
         constraints = [
@@ -153,7 +153,7 @@ class Coupon(ModeScoped):
                 ),
             ),
         ]
-        indexes = [models.Index(fields=["account", "livemode", "created"])]
+        indexes = [models.Index(fields=["account", "livemode", "created", "id"])]
 
     def __str__(self):
         return self.code

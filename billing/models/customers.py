@@ -52,7 +52,7 @@ class Customer(ModeScoped):
 
     class Meta:
         indexes = [
-            models.Index(fields=["account", "livemode", "created"]),
+            models.Index(fields=["account", "livemode", "created", "id"]),
             models.Index(fields=["account", "livemode", "email"]),
         ]
         constraints = [
@@ -98,7 +98,7 @@ class PaymentMethod(ModeScoped):
 
     class Meta:
         indexes = [
-            models.Index(fields=["account", "livemode", "created"]),
+            models.Index(fields=["account", "livemode", "created", "id"]),
             models.Index(fields=["customer", "created"]),
             # The expiring-card reminder looks cards up by expiry.
             models.Index(fields=["card_exp_year", "card_exp_month"]),

@@ -26,8 +26,8 @@ class Event(ModeScoped):
 
     class Meta:
         indexes = [
-            models.Index(fields=["account", "livemode", "created"]),
-            models.Index(fields=["account", "livemode", "type", "created"]),
+            models.Index(fields=["account", "livemode", "created", "id"]),
+            models.Index(fields=["account", "livemode", "type", "created", "id"]),
         ]
 
     def __str__(self):

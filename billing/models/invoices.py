@@ -97,14 +97,18 @@ class Invoice(ModeScoped):
 
     class Meta:
         indexes = [
-            models.Index(fields=["account", "livemode", "created"]),
-            models.Index(fields=["account", "livemode", "status", "created"]),
+            models.Index(fields=["account", "livemode", "created", "id"]),
+            models.Index(fields=["account", "livemode", "status", "created", "id"]),
             models.Index(fields=["customer", "created"]),
             models.Index(fields=["subscription", "created"]),
             models.Index(fields=["status", "next_payment_attempt"]),
             models.Index(fields=["status", "due_date"]),
         ]
         constraints = [
+            models.CheckConstraint(
+                name="invoice_test_clock_test_mode",
+                condition=Q(test_clock__isnull=True) | Q(livemode=False),
+            ),
             models.CheckConstraint(
                 name="invoice_amount_remaining",
                 condition=Q(amount_remaining=F("amount_due") - F("amount_paid")),

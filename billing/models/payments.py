@@ -58,7 +58,7 @@ class PaymentIntent(ModeScoped):
 
     class Meta:
         indexes = [
-            models.Index(fields=["account", "livemode", "created"]),
+            models.Index(fields=["account", "livemode", "created", "id"]),
             models.Index(fields=["invoice", "created"]),
             models.Index(fields=["status", "created"]),
         ]

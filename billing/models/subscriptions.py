@@ -97,13 +97,17 @@ class Subscription(ModeScoped):
 
     class Meta:
         indexes = [
-            models.Index(fields=["account", "livemode", "created"]),
-            models.Index(fields=["account", "livemode", "status", "created"]),
+            models.Index(fields=["account", "livemode", "created", "id"]),
+            models.Index(fields=["account", "livemode", "status", "created", "id"]),
             models.Index(fields=["customer", "created"]),
             models.Index(fields=["status", "current_period_end"]),
             models.Index(fields=["status", "trial_end"]),
         ]
         constraints = [
+            models.CheckConstraint(
+                name="subscription_test_clock_test_mode",
+                condition=Q(test_clock__isnull=True) | Q(livemode=False),
+            ),
             models.CheckConstraint(
                 name="subscription_period_order",
                 condition=Q(current_period_end__gte=models.F("current_period_start")),

@@ -27,4 +27,4 @@ class TestClock(ModeScoped):
         constraints = [
             models.CheckConstraint(name="test_clock_test_mode_only", condition=Q(livemode=False)),
         ]
-        indexes = [models.Index(fields=["account", "livemode", "created"])]
+        indexes = [models.Index(fields=["account", "livemode", "created", "id"])]

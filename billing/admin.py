@@ -1,0 +1,950 @@
+"""The Django admin for support staff: every billing object, searchable, linked, never slow.
+
+Every list shows related objects as links to their own change pages, selects them in the same
+query (`list_select_related`), and skips the full `COUNT(*)` (`show_full_result_count`), so a
+page costs the same number of queries with 20 rows or 20 million. Foreign keys are edited with
+raw-id or autocomplete widgets, never a `<select>` of every customer. What the engine derives
+(ids, timestamps, balances, finalized amounts, the event log) is read-only here: state changes
+that matter go through services, and later admin actions will call those.
+"""
+
+import json
+from functools import cache
+
+from django.apps import apps
+from django.contrib import admin
+from django.contrib.admin.utils import quote
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
+from django.db import models
+from django.forms.models import BaseInlineFormSet
+from django.urls import reverse
+from django.utils.html import format_html
+
+from billing.choices import InvoiceStatus
+from billing.ids import IdFactory
+from billing.models import (
+    Account,
+    ApiKey,
+    Coupon,
+    Customer,
+    CustomerBalanceTransaction,
+    Discount,
+    Event,
+    ExchangeRate,
+    Invoice,
+    InvoiceLineItem,
+    Membership,
+    PaymentIntent,
+    PaymentMethod,
+    Price,
+    Product,
+    Subscription,
+    SubscriptionItem,
+    TestClock,
+)
+from billing.money import format_amount
+
+# ---------------------------------------------------------------------------------------------
+# Links and formatted columns
+
+
+def change_url(model, pk) -> str:
+    """The admin change page of the `model` row with primary key `pk`."""
+    opts = model._meta
+    # The admin escapes "_" in primary keys in its URLs, and every Stripe id has one.
+    return reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[quote(pk)])
+
+
+def admin_link(obj, label=None):
+    """A link to `obj`'s admin change page, labelled `label` or `str(obj)`; None shows "-"."""
+    if obj is None:
+        return None
+    return format_html(
+        '<a href="{}">{}</a>', change_url(type(obj), obj.pk), obj if label is None else label
+    )
+
+
+@cache
+def _models_by_id_prefix() -> dict:
+    # Every billing object's id starts with its model's prefix (`cus_…`), so an id alone is
+    # enough to find its admin page: events store the ids of the objects they are about.
+    found = {}
+    for model in apps.get_app_config("billing").get_models():
+        default = model._meta.pk.default
+        if isinstance(default, IdFactory):
+            found[default.prefix] = model
+    return found
+
+
+def id_link(object_id: str):
+    """A link to the admin page of the billing object with this Stripe id, else the bare id."""
+    if not object_id:
+        return None
+    model = _models_by_id_prefix().get(object_id.partition("_")[0])
+    if model is None or not admin.site.is_registered(model):
+        return object_id
+    return format_html('<a href="{}">{}</a>', change_url(model, object_id), object_id)
+
+
+def format_money(amount, currency: str):
+    """`format_amount`, tolerating the null amounts and blank currencies some models allow."""
+    if amount is None:
+        return None
+    if not currency:
+        return f"{amount:,}"
+    return format_amount(amount, currency)
+
+
+def amount_column(field: str, description: str | None = None, currency_of=None):
+    """A list/readonly column showing integer `field` as money in the object's currency."""
+
+    @admin.display(description=description or field.replace("_", " ").capitalize(), ordering=field)
+    def column(obj):
+        currency = currency_of(obj) if currency_of else obj.currency
+        return format_money(getattr(obj, field), currency)
+
+    column.__name__ = f"{field}_formatted"
+    return column
+
+
+def link_column(field: str, description: str | None = None, ordering: str | None = None):
+    """A list/readonly column linking to the object in foreign key `field`."""
+
+    @admin.display(
+        description=description or field.replace("_", " ").capitalize(),
+        ordering=ordering or field,
+    )
+    def column(obj):
+        return admin_link(getattr(obj, field))
+
+    column.__name__ = f"{field}_link"
+    return column
+
+
+account_link = link_column("account", ordering="account__name")
+customer_link = link_column("customer", ordering="customer__email")
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared defaults
+
+
+class BillingAdmin(admin.ModelAdmin):
+    """Defaults for every billing admin: no full count of big tables, 50 rows a page."""
+
+    show_full_result_count = False
+    list_per_page = 50
+    # Django 6 makes https the default scheme of URL inputs; ask for it now (branding logos).
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+
+
+class ModeScopedAdmin(BillingAdmin):
+    """An object of one account and mode: its id and creation time are the engine's."""
+
+    readonly_fields = ("id", "created")
+    autocomplete_fields = ("account",)
+
+
+class ModeScopedInlineFormSet(BaseInlineFormSet):
+    """New inline rows take the account and mode of the object they belong to."""
+
+    def add_fields(self, form, index):
+        super().add_fields(form, index)
+        if form.instance._state.adding:
+            form.instance.account_id = self.instance.account_id
+            form.instance.livemode = self.instance.livemode
+
+
+class ReadOnlyInline(admin.TabularInline):
+    """An inline support can look at but not change: rows come from the engine."""
+
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class ViewOnlyAdmin(ModeScopedAdmin):
+    """A history support may read but never write: no add, change or delete."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+# ---------------------------------------------------------------------------------------------
+# Accounts, keys, rates, memberships
+
+
+class ExchangeRateInline(admin.TabularInline):
+    model = ExchangeRate
+    fields = ("currency", "rate", "updated")
+    readonly_fields = ("updated",)
+    extra = 0
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("account")
+
+
+class AccountMembershipInline(admin.TabularInline):
+    model = Membership
+    fields = ("user", "role", "created")
+    readonly_fields = ("created",)
+    raw_id_fields = ("user",)
+    extra = 0
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("user", "account")
+
+
+class ApiKeyInline(ReadOnlyInline):
+    """Keys are made in the dashboard, where the secret is shown once; only `last4` is kept."""
+
+    model = ApiKey
+    fields = ("id", "name", "key", "livemode", "created", "last_used", "revoked_at")
+    readonly_fields = fields
+
+    @admin.display(description="Key")
+    def key(self, obj):
+        return obj.redacted
+
+
+@admin.register(Account)
+class AccountAdmin(BillingAdmin):
+    list_display = (
+        "id",
+        "name",
+        "type",
+        link_column("platform", ordering="platform__name"),
+        "email",
+        "country",
+        "default_currency",
+        "created",
+    )
+    list_select_related = ("platform",)
+    list_filter = ("type", "country", "default_currency", "created")
+    search_fields = ("=id", "name", "email", "branding_display_name")
+    search_help_text = "Account id, name or email"
+    autocomplete_fields = ("platform",)
+    readonly_fields = ("id", "created")
+    fieldsets = (
+        (None, {"fields": ("id", "type", "platform", "name", "email", "country", "created")}),
+        ("Defaults", {"fields": ("default_currency", "timezone")}),
+        (
+            "Branding",
+            {
+                "fields": (
+                    "branding_display_name",
+                    "branding_logo_url",
+                    "branding_primary_color",
+                )
+            },
+        ),
+        ("Metadata", {"fields": ("metadata",)}),
+    )
+    inlines = (ExchangeRateInline, AccountMembershipInline, ApiKeyInline)
+
+
+@admin.register(ExchangeRate)
+class ExchangeRateAdmin(BillingAdmin):
+    list_display = ("id", account_link, "currency", "rate", "updated")
+    list_select_related = ("account",)
+    list_filter = ("currency",)
+    search_fields = ("=account__id", "account__name", "=currency")
+    autocomplete_fields = ("account",)
+    readonly_fields = ("id", "updated")
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(BillingAdmin):
+    """The hash never leaves the database: support sees the redacted key and renames it."""
+
+    list_display = (
+        "id",
+        "name",
+        "key",
+        account_link,
+        "livemode",
+        "created",
+        "last_used",
+        "revoked_at",
+    )
+    list_select_related = ("account",)
+    list_filter = ("livemode", ("revoked_at", admin.EmptyFieldListFilter), "created")
+    search_fields = ("=id", "name", "=account__id", "account__name", "=last4")
+    search_help_text = "Key id, name, account or last four characters"
+    fields = ("id", "account", "name", "key", "livemode", "created", "last_used", "revoked_at")
+    readonly_fields = ("id", "account", "key", "livemode", "created", "last_used", "revoked_at")
+
+    @admin.display(description="Key")
+    def key(self, obj):
+        return obj.redacted
+
+    def has_add_permission(self, request):
+        # A key made here would have no secret anyone ever saw: keys are made in the dashboard.
+        return False
+
+
+@admin.register(Membership)
+class MembershipAdmin(BillingAdmin):
+    list_display = (
+        "id",
+        link_column("user", ordering="user__email"),
+        account_link,
+        "role",
+        "created",
+    )
+    list_select_related = ("user", "account")
+    list_filter = ("role", "created")
+    search_fields = ("user__email", "user__username", "=account__id", "account__name")
+    search_help_text = "User email or username, account id or name"
+    raw_id_fields = ("user",)
+    autocomplete_fields = ("account",)
+    readonly_fields = ("id", "created")
+
+
+# ---------------------------------------------------------------------------------------------
+# Customers
+
+
+class PaymentMethodInline(ReadOnlyInline):
+    """Card details come from the gateway; only the last four digits are ever stored."""
+
+    model = PaymentMethod
+    fk_name = "customer"
+    fields = (
+        "id",
+        "card_brand",
+        "card_last4",
+        "card_exp_month",
+        "card_exp_year",
+        "test_behavior",
+        "livemode",
+        "created",
+    )
+    readonly_fields = fields
+
+
+@admin.register(Customer)
+class CustomerAdmin(ModeScopedAdmin):
+    list_display = (
+        "id",
+        "email",
+        "name",
+        account_link,
+        amount_column("balance"),
+        "livemode",
+        "created",
+    )
+    list_select_related = ("account",)
+    list_filter = ("livemode", ("deleted_at", admin.EmptyFieldListFilter), "created")
+    search_fields = ("=id", "email", "name")
+    search_help_text = "Customer id, email or name"
+    autocomplete_fields = ("account",)
+    raw_id_fields = ("invoice_settings_default_payment_method", "test_clock")
+    # The balance moves only through balance transactions; deletion only through the API.
+    readonly_fields = ("id", "created", "balance", "deleted_at")
+    inlines = (PaymentMethodInline,)
+
+
+@admin.register(PaymentMethod)
+class PaymentMethodAdmin(ModeScopedAdmin):
+    list_display = (
+        "id",
+        "__str__",
+        customer_link,
+        "expiry",
+        "test_behavior",
+        account_link,
+        "livemode",
+        "created",
+    )
+    list_select_related = ("customer", "account")
+    list_filter = ("card_brand", "test_behavior", "livemode", "created")
+    search_fields = (
+        "=id",
+        "=customer__id",
+        "customer__email",
+        "customer__name",
+        "=card_last4",
+        "=card_fingerprint",
+    )
+    search_help_text = "Payment method id, customer id, email or name, last four digits"
+    autocomplete_fields = ("account", "customer")
+
+    @admin.display(description="Expires", ordering="card_exp_year")
+    def expiry(self, obj):
+        return f"{obj.card_exp_month:02d}/{obj.card_exp_year}"
+
+
+@admin.register(CustomerBalanceTransaction)
+class CustomerBalanceTransactionAdmin(ViewOnlyAdmin):
+    """A ledger: `ending_balance` and the customer's balance must agree, so no hand edits."""
+
+    list_display = (
+        "id",
+        customer_link,
+        "type",
+        amount_column("amount"),
+        amount_column("ending_balance"),
+        link_column("invoice"),
+        "livemode",
+        "created",
+    )
+    list_select_related = ("customer", "invoice", "account")
+    list_filter = ("type", "livemode", "created")
+    search_fields = ("=id", "=customer__id", "customer__email", "=invoice__id")
+    search_help_text = "Transaction id, customer id or email, invoice id"
+    autocomplete_fields = ("account", "customer")
+    raw_id_fields = ("invoice",)
+
+
+# ---------------------------------------------------------------------------------------------
+# Catalog
+
+
+@admin.register(Product)
+class ProductAdmin(ModeScopedAdmin):
+    list_display = (
+        "id",
+        "name",
+        "active",
+        link_column("default_price"),
+        account_link,
+        "livemode",
+        "created",
+    )
+    list_select_related = ("default_price", "account")
+    list_filter = ("active", "livemode", "created")
+    search_fields = ("=id", "name")
+    search_help_text = "Product id or name"
+    raw_id_fields = ("default_price",)
+
+
+@admin.register(Price)
+class PriceAdmin(ModeScopedAdmin):
+    list_display = (
+        "id",
+        "__str__",
+        link_column("product", ordering="product__name"),
+        "nickname",
+        "lookup_key",
+        "active",
+        account_link,
+        "livemode",
+        "created",
+    )
+    list_select_related = ("product", "account")
+    list_filter = ("active", "type", "recurring_interval", "currency", "livemode", "created")
+    search_fields = ("=id", "product__name", "nickname", "=lookup_key")
+    search_help_text = "Price id, product name, nickname or lookup key"
+    autocomplete_fields = ("account", "product")
+
+
+@admin.register(Coupon)
+class CouponAdmin(ModeScopedAdmin):
+    list_display = (
+        "code",
+        "name",
+        "off",
+        "duration",
+        "redemptions",
+        "valid",
+        account_link,
+        "livemode",
+        "created",
+    )
+    list_select_related = ("account",)
+    list_filter = ("duration", "valid", "livemode", "created")
+    search_fields = ("=code", "name")
+    search_help_text = "Coupon code or name"
+    # Redemptions are counted by the engine as discounts are applied.
+    readonly_fields = ("id", "created", "times_redeemed")
+
+    @admin.display(description="Off")
+    def off(self, obj):
+        if obj.percent_off is not None:
+            return f"{obj.percent_off:f}".rstrip("0").rstrip(".") + "%"
+        return format_money(obj.amount_off, obj.currency)
+
+    @admin.display(description="Redeemed", ordering="times_redeemed")
+    def redemptions(self, obj):
+        if obj.max_redemptions is None:
+            return str(obj.times_redeemed)
+        return f"{obj.times_redeemed} / {obj.max_redemptions}"
+
+
+@admin.register(Discount)
+class DiscountAdmin(ModeScopedAdmin):
+    list_display = (
+        "id",
+        link_column("coupon", ordering="coupon__code"),
+        customer_link,
+        link_column("subscription"),
+        "start",
+        "end",
+        "livemode",
+        "created",
+    )
+    list_select_related = ("coupon", "customer", "subscription", "account")
+    list_filter = ("livemode", "created")
+    search_fields = ("=id", "=coupon__code", "=customer__id", "customer__email")
+    search_help_text = "Discount id, coupon code, customer id or email, subscription id"
+    autocomplete_fields = ("account", "coupon", "customer")
+    raw_id_fields = ("subscription",)
+
+
+# ---------------------------------------------------------------------------------------------
+# Subscriptions
+
+
+class SubscriptionItemInline(admin.TabularInline):
+    model = SubscriptionItem
+    formset = ModeScopedInlineFormSet
+    fields = ("id", "price", "quantity", "created")
+    readonly_fields = ("id", "created")
+    autocomplete_fields = ("price",)
+    extra = 0
+    show_change_link = True
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("price")
+
+
+@admin.register(Subscription)
+class SubscriptionAdmin(ModeScopedAdmin):
+    list_display = (
+        "id",
+        customer_link,
+        "status",
+        "collection_method",
+        "current_period_end",
+        "cancel_at_period_end",
+        account_link,
+        "livemode",
+        "created",
+    )
+    list_select_related = ("customer", "account")
+    list_filter = (
+        "status",
+        "collection_method",
+        "cancel_at_period_end",
+        "livemode",
+        "created",
+    )
+    date_hierarchy = "created"
+    search_fields = ("=id", "=customer__id", "customer__email", "customer__name")
+    search_help_text = "Subscription id, customer id, email or name"
+    autocomplete_fields = (
+        "account",
+        "customer",
+        "transfer_data_destination",
+        "on_behalf_of",
+        "application",
+    )
+    raw_id_fields = ("default_payment_method", "latest_invoice", "test_clock")
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "id",
+                    "account",
+                    "livemode",
+                    "customer",
+                    "status",
+                    "currency",
+                    "description",
+                    "created",
+                )
+            },
+        ),
+        (
+            "Billing",
+            {
+                "fields": (
+                    "collection_method",
+                    "days_until_due",
+                    "default_payment_method",
+                    "default_source",
+                    "latest_invoice",
+                    "start_date",
+                    "billing_cycle_anchor",
+                    "current_period_start",
+                    "current_period_end",
+                )
+            },
+        ),
+        (
+            "Trial",
+            {"fields": ("trial_start", "trial_end", "trial_settings_missing_payment_method")},
+        ),
+        (
+            "Cancellation",
+            {
+                "fields": (
+                    "cancel_at_period_end",
+                    "cancel_at",
+                    "canceled_at",
+                    "ended_at",
+                    "cancellation_details",
+                )
+            },
+        ),
+        (
+            "Paused collection",
+            {"fields": ("pause_collection_behavior", "pause_collection_resumes_at")},
+        ),
+        (
+            "Connect",
+            {
+                "fields": (
+                    "application_fee_percent",
+                    "transfer_data_destination",
+                    "transfer_data_amount_percent",
+                    "on_behalf_of",
+                    "application",
+                )
+            },
+        ),
+        ("Other", {"fields": ("test_clock", "metadata")}),
+    )
+    inlines = (SubscriptionItemInline,)
+
+
+@admin.register(SubscriptionItem)
+class SubscriptionItemAdmin(ModeScopedAdmin):
+    list_display = (
+        "id",
+        link_column("subscription"),
+        link_column("price"),
+        "quantity",
+        "amount_formatted",
+        "livemode",
+        "created",
+    )
+    list_select_related = ("subscription", "price", "account")
+    list_filter = ("livemode", "created")
+    search_fields = ("=id", "=subscription__id", "=price__id", "subscription__customer__email")
+    search_help_text = "Item id, subscription id, price id or customer email"
+    autocomplete_fields = ("account", "price")
+    raw_id_fields = ("subscription",)
+
+    @admin.display(description="Amount")
+    def amount_formatted(self, obj):
+        return format_money(obj.amount, obj.price.currency)
+
+
+# ---------------------------------------------------------------------------------------------
+# Invoices and payments
+
+INVOICE_AMOUNT_FIELDS = (
+    "subtotal",
+    "total_discount_amount",
+    "tax",
+    "total",
+    "starting_balance",
+    "ending_balance",
+    "amount_due",
+    "amount_paid",
+    "amount_remaining",
+    "application_fee_amount",
+)
+
+
+class InvoiceLineInline(admin.TabularInline):
+    """Lines are editable while the invoice is a draft and frozen once it is finalized."""
+
+    model = InvoiceLineItem
+    formset = ModeScopedInlineFormSet
+    fields = (
+        "id",
+        "type",
+        "description",
+        "price",
+        "quantity",
+        "amount",
+        "currency",
+        "proration",
+        "period_start",
+        "period_end",
+    )
+    autocomplete_fields = ("price",)
+    extra = 0
+    show_change_link = True
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None and obj.status != InvoiceStatus.DRAFT:
+            return self.fields
+        return ("id",)
+
+    def has_add_permission(self, request, obj=None):
+        return (obj is None or obj.status == InvoiceStatus.DRAFT) and super().has_add_permission(
+            request, obj
+        )
+
+    def has_delete_permission(self, request, obj=None):
+        return (obj is None or obj.status == InvoiceStatus.DRAFT) and super().has_delete_permission(
+            request, obj
+        )
+
+
+@admin.register(Invoice)
+class InvoiceAdmin(ModeScopedAdmin):
+    list_display = (
+        "id",
+        "number",
+        customer_link,
+        "status",
+        amount_column("total"),
+        amount_column("amount_remaining", "Remaining"),
+        "collection_method",
+        "due_date",
+        account_link,
+        "livemode",
+        "created",
+    )
+    list_select_related = ("customer", "account")
+    list_filter = ("status", "collection_method", "billing_reason", "livemode", "created")
+    date_hierarchy = "created"
+    search_fields = (
+        "=id",
+        "=number",
+        "=customer__id",
+        "customer__email",
+        "customer__name",
+        "=subscription__id",
+    )
+    search_help_text = "Invoice id or number, customer id, email or name, subscription id"
+    autocomplete_fields = (
+        "account",
+        "customer",
+        "on_behalf_of",
+        "transfer_data_destination",
+        "application",
+    )
+    raw_id_fields = ("subscription", "payment_intent", "default_payment_method", "test_clock")
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "id",
+                    "account",
+                    "livemode",
+                    "customer",
+                    "subscription",
+                    "status",
+                    "number",
+                    "billing_reason",
+                    "collection_method",
+                    "currency",
+                    "description",
+                    "created",
+                )
+            },
+        ),
+        ("Amounts", {"fields": ("amounts", *INVOICE_AMOUNT_FIELDS)}),
+        (
+            "Collection",
+            {
+                "fields": (
+                    "due_date",
+                    "auto_advance",
+                    "attempt_count",
+                    "attempted",
+                    "next_payment_attempt",
+                    "default_payment_method",
+                    "payment_intent",
+                    "last_finalization_error",
+                )
+            },
+        ),
+        ("Tax", {"fields": ("automatic_tax_enabled", "automatic_tax_status")}),
+        (
+            "Dates",
+            {
+                "fields": (
+                    "period_start",
+                    "period_end",
+                    "finalized_at",
+                    "paid_at",
+                    "voided_at",
+                    "marked_uncollectible_at",
+                    "webhooks_delivered_at",
+                )
+            },
+        ),
+        ("Connect", {"fields": ("on_behalf_of", "transfer_data_destination", "application")}),
+        ("Other", {"fields": ("test_clock", "metadata")}),
+    )
+    inlines = (InvoiceLineInline,)
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = ("id", "created", "amounts")
+        # A finalized invoice is a document the customer has seen: its amounts, currency and
+        # customer no longer change (paid ones least of all).
+        if obj is not None and obj.status != InvoiceStatus.DRAFT:
+            readonly += ("customer", "currency", *INVOICE_AMOUNT_FIELDS)
+        return readonly
+
+    @admin.display(description="Summary")
+    def amounts(self, obj):
+        if not obj.currency:
+            return None
+        return (
+            f"total {format_money(obj.total, obj.currency)} · "
+            f"due {format_money(obj.amount_due, obj.currency)} · "
+            f"paid {format_money(obj.amount_paid, obj.currency)} · "
+            f"remaining {format_money(obj.amount_remaining, obj.currency)}"
+        )
+
+
+@admin.register(InvoiceLineItem)
+class InvoiceLineItemAdmin(ModeScopedAdmin):
+    list_display = (
+        "id",
+        link_column("invoice"),
+        "description",
+        amount_column("amount"),
+        "quantity",
+        "proration",
+        "livemode",
+        "created",
+    )
+    list_select_related = ("invoice", "account")
+    list_filter = ("type", "proration", "livemode", "created")
+    search_fields = ("=id", "=invoice__id", "=invoice__number", "description")
+    search_help_text = "Line id, invoice id or number, description"
+    autocomplete_fields = ("account", "price")
+    raw_id_fields = ("invoice", "subscription", "subscription_item")
+
+
+@admin.register(PaymentIntent)
+class PaymentIntentAdmin(ModeScopedAdmin):
+    list_display = (
+        "id",
+        customer_link,
+        link_column("invoice"),
+        amount_column("amount"),
+        amount_column("amount_received", "Received"),
+        "status",
+        account_link,
+        "livemode",
+        "created",
+    )
+    list_select_related = ("customer", "invoice", "account")
+    list_filter = ("status", "livemode", "created")
+    date_hierarchy = "created"
+    search_fields = ("=id", "=customer__id", "customer__email", "=invoice__id")
+    search_help_text = "Payment intent id, customer id or email, invoice id"
+    autocomplete_fields = ("account", "customer", "on_behalf_of", "transfer_data_destination")
+    raw_id_fields = ("invoice", "payment_method")
+    # client_secret is not editable on the model and, being a secret, not shown either.
+
+
+# ---------------------------------------------------------------------------------------------
+# Events and test clocks
+
+
+@admin.register(Event)
+class EventAdmin(ViewOnlyAdmin):
+    """The event log is history: it is read, never written, here."""
+
+    list_display = (
+        "id",
+        "type",
+        "object_link",
+        "customer_link",
+        "pending_webhooks",
+        account_link,
+        "livemode",
+        "created",
+    )
+    list_select_related = ("account",)
+    # No date_hierarchy and no filter on `type`: both scan the whole table for their choices,
+    # and this is the biggest table there is. Exact searches use the indexes instead.
+    list_filter = ("livemode", "created")
+    search_fields = ("=id", "=type", "=object_id", "=customer_id", "=request_id")
+    search_help_text = "Exact event id, type (invoice.paid), object id, customer id or request id"
+    fields = (
+        "id",
+        "type",
+        "account",
+        "livemode",
+        "created",
+        "api_version",
+        "object_link",
+        "customer_link",
+        "request_id",
+        "request_idempotency_key",
+        "pending_webhooks",
+        "data_pretty",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="Object", ordering="object_id")
+    def object_link(self, obj):
+        return id_link(obj.object_id)
+
+    @admin.display(description="Customer", ordering="customer_id")
+    def customer_link(self, obj):
+        return id_link(obj.customer_id)
+
+    @admin.display(description="Data")
+    def data_pretty(self, obj):
+        return format_html(
+            '<pre style="white-space: pre-wrap">{}</pre>',
+            json.dumps(obj.data, indent=2, sort_keys=True, ensure_ascii=False),
+        )
+
+
+@admin.register(TestClock)
+class TestClockAdmin(ModeScopedAdmin):
+    list_display = ("id", "name", "frozen_time", "status", account_link, "created")
+    list_select_related = ("account",)
+    list_filter = ("status", "created")
+    search_fields = ("=id", "name")
+    search_help_text = "Test clock id or name"
+    # Clocks are test mode only, and move only by being advanced.
+    readonly_fields = ("id", "created", "livemode", "status", "advancing_to")
+
+
+# ---------------------------------------------------------------------------------------------
+# Users: django.contrib.auth's admin, with the accounts each user belongs to.
+
+
+class UserMembershipInline(admin.TabularInline):
+    model = Membership
+    fk_name = "user"
+    fields = ("account", "role", "created")
+    readonly_fields = ("created",)
+    autocomplete_fields = ("account",)
+    extra = 0
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("user", "account")
+
+
+User = get_user_model()
+if admin.site.is_registered(User):
+    admin.site.unregister(User)
+
+
+@admin.register(User)
+class SupportUserAdmin(UserAdmin):
+    inlines = (*UserAdmin.inlines, UserMembershipInline)

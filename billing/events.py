@@ -1,0 +1,154 @@
+"""Emitting events: every state change writes one Stripe-shaped `Event` row (SPEC R-EVT-1).
+
+The row is both the history and the outbox. It is written in the caller's transaction, and
+subscribers (webhooks, automations, notifications) only hear of it once that transaction commits.
+"""
+
+from django.db import transaction
+from django_q.tasks import async_task
+
+from billing.clocks import now_for
+from billing.models import Account, Customer, Event
+from billing.serializers import serialize
+
+# Every event type the product may emit, with Stripe's spelling. `emit` and the subscriber
+# registry refuse anything else, so a typo fails at once instead of silently reaching nobody.
+EVENT_TYPES = frozenset(
+    {
+        # Accounts and Connect (SPEC R-EVT-1, R-CON-7).
+        "account.updated",
+        "account.application.authorized",
+        "account.application.deauthorized",
+        "application_fee.created",
+        "transfer.created",
+        # Customers, their discounts and payment methods.
+        "customer.created",
+        "customer.updated",
+        "customer.deleted",
+        "customer.discount.created",
+        "customer.discount.updated",
+        "customer.discount.deleted",
+        "payment_method.attached",
+        "payment_method.detached",
+        # Catalog.
+        "product.created",
+        "product.updated",
+        "product.deleted",
+        "price.created",
+        "price.updated",
+        "price.deleted",
+        "coupon.created",
+        "coupon.updated",
+        "coupon.deleted",
+        # Subscriptions (SPEC R-SUB-*, R-TRIAL-4).
+        "customer.subscription.created",
+        "customer.subscription.updated",
+        "customer.subscription.deleted",
+        "customer.subscription.paused",
+        "customer.subscription.resumed",
+        "customer.subscription.trial_will_end",
+        "subscription_schedule.created",
+        "subscription_schedule.updated",
+        "subscription_schedule.canceled",
+        "subscription_schedule.completed",
+        "subscription_schedule.released",
+        "subscription_schedule.expiring",
+        "subscription_schedule.aborted",
+        "entitlements.active_entitlement_summary.updated",
+        # Invoices (SPEC R-INV-*).
+        "invoice.created",
+        "invoice.finalized",
+        "invoice.finalization_failed",
+        "invoice.paid",
+        "invoice.payment_action_required",
+        "invoice.payment_failed",
+        "invoice.upcoming",
+        "invoice.updated",
+        "invoice.overdue",
+        "invoice.will_be_due",
+        "invoice.voided",
+        "invoice.marked_uncollectible",
+        "invoice.deleted",
+        "invoiceitem.created",
+        "invoiceitem.deleted",
+        # Payments.
+        "payment_intent.created",
+        "payment_intent.succeeded",
+        "payment_intent.payment_failed",
+        "payment_intent.requires_action",
+        "payment_intent.canceled",
+        # Test clocks (SPEC R-CLOCK-*).
+        "test_helpers.test_clock.created",
+        "test_helpers.test_clock.advancing",
+        "test_helpers.test_clock.ready",
+        "test_helpers.test_clock.internal_failure",
+        "test_helpers.test_clock.deleted",
+    }
+)
+
+
+def validate_event_type(event_type: str) -> str:
+    """`event_type` if the product knows it; raise ValueError otherwise."""
+    if event_type not in EVENT_TYPES:
+        raise ValueError(f"unknown event type {event_type!r}")
+    return event_type
+
+
+def _customer_id(obj) -> str:
+    """The customer an object is about, for the "events of this customer" lookups; '' if none."""
+    if isinstance(obj, Customer):
+        return obj.id
+    return getattr(obj, "customer_id", None) or ""
+
+
+def emit(
+    type: str,
+    obj,
+    *,
+    previous_attributes: dict | None = None,
+    request_id: str | None = None,
+    idempotency_key: str | None = None,
+    created=None,
+    livemode: bool | None = None,
+) -> Event:
+    """Record that `obj` changed, as an event of `type`; call it inside the caller's transaction.
+
+    `data.object` is `obj` as it is now; `previous_attributes` (for `*.updated` events) holds the
+    changed fields' old values. `created` defaults to the object's clock (SPEC R-CORE-4).
+    `livemode` is only needed for objects without a mode of their own (accounts; default test).
+    """
+    validate_event_type(type)
+    payload = serialize(obj)
+    data = {"object": payload}
+    if previous_attributes is not None:
+        data["previous_attributes"] = previous_attributes
+
+    if isinstance(obj, Account):
+        # An account's own events belong to that account, connected or not (SPEC R-EVT-4).
+        account_id = obj.id
+        mode = bool(livemode)
+    else:
+        account_id = obj.account_id
+        mode = obj.livemode if livemode is None else livemode
+
+    event = Event.objects.create(
+        account_id=account_id,
+        livemode=mode,
+        type=type,
+        data=data,
+        object_id=str(payload["id"]),
+        customer_id=_customer_id(obj),
+        request_id=request_id,
+        request_idempotency_key=idempotency_key,
+        created=created if created is not None else now_for(obj),
+    )
+
+    # Imported here because the subscriber registry imports EVENT_TYPES from this module.
+    from billing.subscribers import handlers_for
+
+    # Nothing leaves the process before commit, and an event nobody listens to costs no queue
+    # row. Registration happens at import time (AppConfig.ready), so this check is stable.
+    if handlers_for(type):
+        event_id = event.id
+        transaction.on_commit(lambda: async_task("billing.tasks.dispatch_event", event_id))
+    return event

@@ -1,0 +1,33 @@
+"""django-q2 tasks of the billing app. Thin: they take ids (arguments travel as text)."""
+
+import logging
+
+from billing.models import Event
+from billing.subscribers import handlers_for
+
+logger = logging.getLogger(__name__)
+
+
+def dispatch_event(event_id: str) -> None:
+    """Hand a committed event to every subscriber of its type."""
+    event = Event.objects.select_related("account").get(pk=event_id)
+    failures = []
+    for handler in handlers_for(event.type):
+        # One subscriber's failure must not keep the event from the others: a broken automation
+        # should not stop webhook deliveries. So each failure is logged and the loop goes on.
+        try:
+            handler(event)
+        except Exception as exc:
+            logger.exception(
+                "subscriber %s failed on event %s (%s)",
+                getattr(handler, "__qualname__", handler),
+                event.id,
+                event.type,
+            )
+            failures.append(exc)
+    # Re-raise the first failure (all are logged above) so django-q2 records the task as failed,
+    # where the admin shows it. The settings acknowledge failed tasks (`ack_failures`), so it is
+    # not re-run as a whole, which would repeat the handlers that succeeded: subscribers that
+    # need retries (webhook deliveries) keep their own schedule of due jobs.
+    if failures:
+        raise failures[0]
