@@ -101,7 +101,7 @@ def _customer_id(obj) -> str:
     return getattr(obj, "customer_id", None) or ""
 
 
-def emit(
+def build(
     type: str,
     obj,
     *,
@@ -111,7 +111,7 @@ def emit(
     created=None,
     livemode: bool | None = None,
 ) -> Event:
-    """Record that `obj` changed, as an event of `type`; call it inside the caller's transaction.
+    """The unsaved `Event` recording that `obj` changed, as an event of `type`.
 
     `data.object` is `obj` as it is now; `previous_attributes` (for `*.updated` events) holds the
     changed fields' old values. `created` defaults to the object's clock (SPEC R-CORE-4).
@@ -131,7 +131,7 @@ def emit(
         account_id = obj.account_id
         mode = obj.livemode if livemode is None else livemode
 
-    event = Event.objects.create(
+    return Event(
         account_id=account_id,
         livemode=mode,
         type=type,
@@ -143,6 +143,13 @@ def emit(
         created=created if created is not None else now_for(obj),
     )
 
+
+def emit(type: str, obj, **options) -> Event:
+    """Record that `obj` changed (see `build` for the options); call it inside the transaction
+    that made the change. Subscribers hear of the event once that transaction commits."""
+    event = build(type, obj, **options)
+    event.save(force_insert=True)
+
     # Imported here because the subscriber registry imports EVENT_TYPES from this module.
     from billing.subscribers import handlers_for
 
@@ -152,3 +159,11 @@ def emit(
         event_id = event.id
         transaction.on_commit(lambda: async_task("billing.tasks.dispatch_event", event_id))
     return event
+
+
+def record_history(built: list[Event]) -> int:
+    """Save events `build` made for past activity (data imports, the demo) in bulk, WITHOUT
+    dispatching them: subscribers react to changes happening now, and replaying history would
+    send months-old receipts, webhooks and automation runs."""
+    Event.objects.bulk_create(built, batch_size=500)
+    return len(built)

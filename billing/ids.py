@@ -57,7 +57,8 @@ def _monotonic_micros() -> int:
 
 def generate(prefix: str) -> str:
     """A new id with `prefix`, e.g. `generate("cus")` → `cus_0Vb3…`."""
-    random_part = "".join(secrets.choice(ALPHABET) for _ in range(RANDOM_CHARS))
+    # One draw from the OS random source per id, not one per character.
+    random_part = _encode(secrets.randbelow(62**RANDOM_CHARS), RANDOM_CHARS)
     return f"{prefix}_{_encode(_monotonic_micros(), TIME_CHARS)}{random_part}"
 
 

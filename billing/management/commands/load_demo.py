@@ -1,0 +1,51 @@
+"""Load the "Northwind Software" demo account and its dashboard login.
+
+    python manage.py load_demo [--reset] [--email demo@relance.local]
+
+Running it again changes nothing; `--reset` deletes the demo account and loads it afresh. The
+building itself lives in `billing.demo`.
+"""
+
+from django.core.management.base import BaseCommand
+from django.utils import timezone
+
+from billing import demo
+
+
+class Command(BaseCommand):
+    help = "Load a believable, deterministic demo account (test and live data) and its login."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--reset",
+            action="store_true",
+            help="Delete the demo account and all its data, then load it again.",
+        )
+        parser.add_argument(
+            "--email",
+            default=demo.DEFAULT_LOGIN_EMAIL,
+            help=f"The dashboard login to create (default {demo.DEFAULT_LOGIN_EMAIL}).",
+        )
+
+    def handle(self, *args, reset: bool, email: str, **options):
+        result, login = demo.run(email=email, reset=reset, now=timezone.now())
+        account = result.account
+        if not result.loaded:
+            self.stdout.write(
+                f"Demo data already loaded: {account.name} ({account.id}). Nothing changed; "
+                "use --reset to delete and reload it."
+            )
+        else:
+            verb = "Reloaded" if result.deleted else "Loaded"
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"{verb} demo account {account.name} ({account.id}) in {result.seconds:.1f} s."
+                )
+            )
+            for livemode in (False, True):
+                self.stdout.write(f"{'Live' if livemode else 'Test'} mode:")
+                for line in demo.describe(demo.summary(account, livemode)):
+                    self.stdout.write(f"  {line}")
+        if login.password_set:
+            self.stdout.write(f"New password written to {demo.login_file()}")
+        self.stdout.write(f"Dashboard login: {login.email} / {login.password}")
