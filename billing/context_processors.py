@@ -26,7 +26,7 @@ def _navigation(path: str):
         except NoReverseMatch:
             continue
         active = path.startswith(url) if url != "/" else path == "/"
-        items.append({"label": label, "url": url, "active": active})
+        items.append({"label": label, "url": url, "active": active, "name": name})
     return items
 
 
@@ -34,10 +34,17 @@ def dashboard(request):
     membership = getattr(request, "membership", None)
     if membership is None:
         return {}
+    navigation = _navigation(request.path)
+    # Where a mode switch lands: the current section's first page, since a detail page of one
+    # mode is a 404 in the other.
+    section_url = next(
+        (item["url"] for item in navigation if item["active"]), reverse("dashboard:overview")
+    )
     return {
         "membership": membership,
         "current_account": membership.account,
         "livemode": request.livemode,
-        "navigation": _navigation(request.path),
+        "navigation": navigation,
+        "section_url": section_url,
         "user_memberships": request.user.memberships.select_related("account").order_by("created"),
     }

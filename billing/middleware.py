@@ -1,5 +1,9 @@
 """Which account and mode a dashboard request works in."""
 
+import zoneinfo
+
+from django.utils import timezone
+
 from billing.models import Membership
 
 SESSION_ACCOUNT = "relance_account"
@@ -22,11 +26,19 @@ def current_membership(request):
     return memberships.first()
 
 
+def _account_timezone(account):
+    try:
+        return zoneinfo.ZoneInfo(account.timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return None
+
+
 class CurrentAccountMiddleware:
     """Sets `request.membership`, `request.account` and `request.livemode` for dashboard views.
 
     Test mode is the default: a user switches to live data on purpose (SPEC R-CORE-3).
     Requests without a session user (the API, hosted pages) get None and cost no query.
+    Dates are shown in the account's time zone while a member works in it.
     """
 
     def __init__(self, get_response):
@@ -37,4 +49,8 @@ class CurrentAccountMiddleware:
         request.membership = membership
         request.account = membership.account if membership else None
         request.livemode = bool(request.session.get(SESSION_LIVEMODE, False))
-        return self.get_response(request)
+        tz = _account_timezone(request.account) if request.account else None
+        if tz is None:
+            return self.get_response(request)
+        with timezone.override(tz):
+            return self.get_response(request)

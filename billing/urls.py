@@ -2,10 +2,53 @@
 
 from django.urls import path
 
-from billing.views import dashboard
+from billing.views import customers, events, invoices, overview, session, subscriptions, test_clocks
+from billing.views import settings as settings_views
 
 app_name = "dashboard"
 
 urlpatterns = [
-    path("", dashboard.overview, name="overview"),
+    path("", overview.OverviewView.as_view(), name="overview"),
+    path("customers/", customers.CustomerListView.as_view(), name="customers"),
+    path("customers/<str:pk>/", customers.CustomerDetailView.as_view(), name="customer_detail"),
+    path("subscriptions/", subscriptions.SubscriptionListView.as_view(), name="subscriptions"),
+    path(
+        "subscriptions/<str:pk>/",
+        subscriptions.SubscriptionDetailView.as_view(),
+        name="subscription_detail",
+    ),
+    path("invoices/", invoices.InvoiceListView.as_view(), name="invoices"),
+    path("invoices/<str:pk>/", invoices.InvoiceDetailView.as_view(), name="invoice_detail"),
+    path("events/", events.EventListView.as_view(), name="events"),
+    path("events/<str:pk>/", events.EventDetailView.as_view(), name="event_detail"),
+    path("test-clocks/", test_clocks.TestClockListView.as_view(), name="test_clocks"),
+    path(
+        "test-clocks/<str:pk>/",
+        test_clocks.TestClockDetailView.as_view(),
+        name="test_clock_detail",
+    ),
+    path("settings/", settings_views.SettingsView.as_view(), name="settings"),
+    path(
+        "settings/account/",
+        settings_views.AccountSettingsUpdateView.as_view(),
+        name="settings_update",
+    ),
+    path(
+        "settings/exchange-rates/",
+        settings_views.ExchangeRateSetView.as_view(),
+        name="exchange_rate_set",
+    ),
+    path(
+        "settings/exchange-rates/<str:currency>/remove/",
+        settings_views.ExchangeRateRemoveView.as_view(),
+        name="exchange_rate_remove",
+    ),
+    path("settings/api-keys/", settings_views.ApiKeyCreateView.as_view(), name="api_key_create"),
+    path(
+        "settings/api-keys/<str:pk>/revoke/",
+        settings_views.ApiKeyRevokeView.as_view(),
+        name="api_key_revoke",
+    ),
+    path("mode/", session.ModeSwitchView.as_view(), name="mode_switch"),
+    path("account/", session.AccountSwitchView.as_view(), name="account_switch"),
 ]

@@ -1,6 +1,7 @@
 """What every public billing object shares: a Stripe id, `object`, `livemode`, `created`."""
 
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
 from billing.ids import IdFactory
@@ -17,6 +18,16 @@ def id_field(prefix: str):
 def metadata_field():
     """A string→string map with Stripe's limits (SPEC R-CORE-5)."""
     return models.JSONField(default=dict, blank=True, validators=[validate_metadata])
+
+
+def in_mode(livemode: bool) -> Q:
+    """Objects of one mode, written so that SQLite can use the (account, livemode, …) indexes.
+
+    Django renders `livemode=False` as `NOT "livemode"`, which SQLite cannot match against an
+    index column, so lists fell back to the account index and a sort of every row (measured: 250
+    ms against 1 ms for a page of 100,000 customers). `IN (0)` is the same condition, indexable.
+    """
+    return Q(livemode__in=[bool(livemode)])
 
 
 class ModeScoped(models.Model):

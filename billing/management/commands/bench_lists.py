@@ -18,6 +18,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from billing.models import Account, Customer
+from billing.models.base import in_mode
 from billing.pagination import keyset_page
 
 PAGE = 25
@@ -76,7 +77,7 @@ class Command(BaseCommand):
         )
 
     def _measure(self, account, count: int, repeat: int) -> None:
-        queryset = Customer.objects.filter(account=account, livemode=False)
+        queryset = Customer.objects.filter(in_mode(False), account=account)
         middle = count // 2
         ordered = queryset.order_by("-created", "-pk")
         cursor = ordered.values_list("pk", flat=True)[middle - 1]
