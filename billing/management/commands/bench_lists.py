@@ -4,6 +4,7 @@
 
 Loads a throwaway account with N customers into the configured database, fetches the page
 that sits halfway down the list both ways, prints the median timings and the baseline ratio,
+then times the whole customers page (`/customers/?after=…`, rendered for a signed-in member),
 and deletes the account again. The baseline is what Django's Paginator does (a full COUNT(*)
 and an OFFSET), which slows down linearly with the table; keyset stays flat.
 """
@@ -12,12 +13,16 @@ import statistics
 import time
 from datetime import timedelta
 
+from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.core.paginator import Paginator
 from django.db import connection, transaction
+from django.test import Client
+from django.urls import reverse
 from django.utils import timezone
 
-from billing.models import Account, Customer
+from billing.choices import Role
+from billing.models import Account, Customer, Membership
 from billing.models.base import in_mode
 from billing.pagination import keyset_page
 
@@ -42,12 +47,15 @@ class Command(BaseCommand):
 
     def handle(self, *args, customers: int, repeat: int, **options):
         account = Account.objects.create(name="Benchmark (temporary)", metadata={"bench": "true"})
+        user = get_user_model().objects.create_user(username=f"bench-{account.id}")
+        Membership.objects.create(user=user, account=account, role=Role.READ_ONLY)
         try:
             self._load(account, customers)
-            self._measure(account, customers, repeat)
+            self._measure(account, customers, repeat, user)
         finally:
             with transaction.atomic():
                 Customer.objects.filter(account=account).delete()
+                user.delete()
                 account.delete()
 
     def _load(self, account, count: int) -> None:
@@ -76,7 +84,7 @@ class Command(BaseCommand):
             f"({connection.vendor})"
         )
 
-    def _measure(self, account, count: int, repeat: int) -> None:
+    def _measure(self, account, count: int, repeat: int, user) -> None:
         queryset = Customer.objects.filter(in_mode(False), account=account)
         middle = count // 2
         ordered = queryset.order_by("-created", "-pk")
@@ -101,3 +109,14 @@ class Command(BaseCommand):
         self.stdout.write(f"  keyset (this product)      {keyset_ms:8.2f} ms")
         self.stdout.write(f"  OFFSET + COUNT(*) baseline {baseline_ms:8.2f} ms")
         self.stdout.write(f"  baseline / keyset          {baseline_ms / keyset_ms:8.1f}x")
+
+        client = Client()
+        client.force_login(user)
+        url = reverse("dashboard:customers") + f"?after={cursor}"
+
+        def whole_page():
+            response = client.get(url)
+            assert response.status_code == 200 and keyset_ids[0].encode() in response.content
+
+        page_ms = _median_ms(whole_page, repeat)
+        self.stdout.write(f"  whole customers page       {page_ms:8.2f} ms (rendered, signed in)")
