@@ -1,8 +1,4 @@
-"""Billing services: one verb per change, keyword-only options, each in one transaction.
-
-Callers (dashboard views, admin actions, API views, jobs) validate their input, then call one of
-these; nothing here renders or reads the request.
-"""
+"""Account services: settings, branding, exchange rates, API keys."""
 
 import functools
 import zoneinfo

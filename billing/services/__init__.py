@@ -1,0 +1,28 @@
+"""Billing services: one verb per change, keyword-only options, each in one transaction.
+
+Callers (dashboard views, admin actions, API views, due jobs) validate their input, then call
+one of these; nothing here renders or reads the request. One module per area; the verbs are
+re-exported here so callers write `services.cancel_subscription(...)`.
+"""
+
+from billing.services.accounts import (
+    changed_attributes,
+    issue_api_key,
+    known_timezones,
+    remove_exchange_rate,
+    revoke_api_key,
+    set_exchange_rate,
+    update_account_settings,
+    validate_timezone,
+)
+
+__all__ = [
+    "changed_attributes",
+    "issue_api_key",
+    "known_timezones",
+    "remove_exchange_rate",
+    "revoke_api_key",
+    "set_exchange_rate",
+    "update_account_settings",
+    "validate_timezone",
+]
