@@ -61,6 +61,8 @@ def start() -> int:
     manage("migrate", "--no-input", "-v", "0")
     say("Loading the demo data")
     manage("load_demo")
+    say("Scheduling recurring work")
+    manage("setup_schedules")
 
     processes = {
         "web": subprocess.Popen(

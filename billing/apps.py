@@ -6,3 +6,7 @@ class BillingConfig(AppConfig):
 
     name = "billing"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        # Due-job handlers register themselves when their service modules load.
+        from billing.services import invoices, subscriptions  # noqa: F401

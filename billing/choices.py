@@ -149,3 +149,45 @@ class TestClockStatus(models.TextChoices):
     READY = "ready", "Ready"
     ADVANCING = "advancing", "Advancing"
     INTERNAL_FAILURE = "internal_failure", "Internal failure"
+
+
+class JobStatus(models.TextChoices):
+    """Where a due job is: waiting for its time, handed to a worker, or finished."""
+
+    PENDING = "pending", "Pending"
+    QUEUED = "queued", "Queued"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+    CANCELED = "canceled", "Canceled"
+
+
+class RetryMode(models.TextChoices):
+    SMART = "smart", "Smart retries (recommended)"
+    CUSTOM = "custom", "Custom schedule"
+
+
+class AfterRetriesSubscription(models.TextChoices):
+    """What happens to the subscription after the last failed retry (SPEC R-SUB-4)."""
+
+    CANCEL = "cancel", "Cancel the subscription"
+    UNPAID = "unpaid", "Mark the subscription as unpaid"
+    PAST_DUE = "past_due", "Leave the subscription past due"
+
+
+class AfterRetriesInvoice(models.TextChoices):
+    """What happens to the invoice after the last failed retry (SPEC R-SUB-4)."""
+
+    OPEN = "open", "Leave the invoice open"
+    UNCOLLECTIBLE = "uncollectible", "Mark the invoice as uncollectible"
+
+
+class PaymentBehavior(models.TextChoices):
+    ALLOW_INCOMPLETE = "allow_incomplete", "Allow incomplete"
+    DEFAULT_INCOMPLETE = "default_incomplete", "Default incomplete"
+    ERROR_IF_INCOMPLETE = "error_if_incomplete", "Error if incomplete"
+
+
+class ProrationBehavior(models.TextChoices):
+    CREATE_PRORATIONS = "create_prorations", "Create prorations"
+    NONE = "none", "None"
+    ALWAYS_INVOICE = "always_invoice", "Always invoice"

@@ -60,6 +60,7 @@ EVENT_TYPES = frozenset(
         "invoice.finalized",
         "invoice.finalization_failed",
         "invoice.paid",
+        "invoice.payment_succeeded",
         "invoice.payment_action_required",
         "invoice.payment_failed",
         "invoice.upcoming",

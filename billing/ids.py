@@ -26,6 +26,7 @@ PREFIXES = {
     "subscription_item": "si",
     "invoice": "in",
     "line_item": "il",
+    "invoiceitem": "ii",
     "payment_intent": "pi",
     "event": "evt",
     "webhook_endpoint": "we",

@@ -31,3 +31,24 @@ def dispatch_event(event_id: str) -> None:
     # need retries (webhook deliveries) keep their own schedule of due jobs.
     if failures:
         raise failures[0]
+
+
+def run_due_job(job_id: int) -> bool:
+    """Run one due job that `tick` claimed."""
+    from billing import timeline
+
+    return timeline.run(int(job_id))
+
+
+def tick() -> int:
+    """Hand every due wall-clock job to a worker (the recurring schedule calls this)."""
+    from billing import timeline
+
+    return timeline.tick()
+
+
+def advance_test_clock(clock_id: str) -> None:
+    """Run a test clock's due jobs up to the time it is advancing to."""
+    from billing import timeline
+
+    timeline.advance_clock(clock_id)

@@ -4,7 +4,8 @@ from billing.models.accounts import Account, ApiKey, ExchangeRate, Membership
 from billing.models.catalog import Coupon, Discount, Price, Product
 from billing.models.customers import Customer, CustomerBalanceTransaction, PaymentMethod
 from billing.models.events import Event
-from billing.models.invoices import Invoice, InvoiceLineItem
+from billing.models.invoices import Invoice, InvoiceItem, InvoiceLineItem
+from billing.models.jobs import DueJob, RecoverySettings
 from billing.models.payments import PaymentIntent
 from billing.models.subscriptions import Subscription, SubscriptionItem
 from billing.models.test_clocks import TestClock
@@ -16,15 +17,18 @@ __all__ = [
     "Customer",
     "CustomerBalanceTransaction",
     "Discount",
+    "DueJob",
     "Event",
     "ExchangeRate",
     "Invoice",
+    "InvoiceItem",
     "InvoiceLineItem",
     "Membership",
     "PaymentIntent",
     "PaymentMethod",
     "Price",
     "Product",
+    "RecoverySettings",
     "Subscription",
     "SubscriptionItem",
     "TestClock",

@@ -39,6 +39,9 @@ class Account(models.Model):
     branding_display_name = models.CharField(max_length=200, blank=True)
     branding_logo_url = models.URLField(blank=True)
     branding_primary_color = models.CharField(max_length=7, default="#4f46e5")
+    # The last invoice number given in each mode (invoice numbers are sequential per mode).
+    invoice_sequence_test = models.PositiveIntegerField(default=0, editable=False)
+    invoice_sequence_live = models.PositiveIntegerField(default=0, editable=False)
     metadata = metadata_field()
     created = models.DateTimeField(default=now)
 

@@ -179,3 +179,43 @@ class InvoiceLineItem(ModeScoped):
 
     class Meta:
         indexes = [models.Index(fields=["invoice", "created"])]
+
+
+class InvoiceItem(ModeScoped):
+    """A charge waiting for an invoice (`invoice` null) or placed on one: one-off items added to a
+    subscription's next invoice, prorations, and the lines of manual invoices."""
+
+    OBJECT = "invoiceitem"
+
+    id = id_field("ii")
+    customer = models.ForeignKey(
+        "billing.Customer", on_delete=models.CASCADE, related_name="invoice_items"
+    )
+    subscription = models.ForeignKey(
+        "billing.Subscription",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="invoice_items",
+    )
+    invoice = models.ForeignKey(
+        Invoice, null=True, blank=True, on_delete=models.SET_NULL, related_name="invoice_items"
+    )
+    price = models.ForeignKey(
+        "billing.Price", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    description = models.CharField(max_length=500, blank=True)
+    amount = models.BigIntegerField()
+    currency = models.CharField(max_length=3, validators=[validate_currency])
+    quantity = models.PositiveIntegerField(default=1)
+    proration = models.BooleanField(default=False)
+    discountable = models.BooleanField(default=True)
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField()
+    metadata = metadata_field()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["customer", "invoice", "created"]),
+            models.Index(fields=["subscription", "invoice"]),
+        ]

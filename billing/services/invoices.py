@@ -1,0 +1,626 @@
+"""Invoices: build, finalize, collect (with retries), void, mark uncollectible.
+
+SPEC R-INV-*. Every function runs inside the caller's transaction or its own, emits the events
+of what changed, and schedules or cancels the due jobs that follow (finalization one hour after
+creation, payment retries, the overdue notice).
+"""
+
+from datetime import timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import F
+
+from billing import events, timeline
+from billing.choices import (
+    AfterRetriesInvoice,
+    AfterRetriesSubscription,
+    AutomaticTaxStatus,
+    BalanceTransactionType,
+    BillingReason,
+    CollectionMethod,
+    InvoiceStatus,
+    LineItemType,
+    PaymentIntentStatus,
+    SubscriptionStatus,
+)
+from billing.clocks import now_for
+from billing.models import (
+    Account,
+    CustomerBalanceTransaction,
+    Discount,
+    Invoice,
+    InvoiceItem,
+    InvoiceLineItem,
+    PaymentIntent,
+    RecoverySettings,
+    Subscription,
+)
+from billing.serializers import serialize
+from billing.services.accounts import changed_attributes
+
+# SPEC R-INV-2: a renewal invoice waits about an hour as a draft before it is finalized.
+FINALIZATION_DELAY = timedelta(hours=1)
+
+
+class CardError(Exception):
+    """A payment the caller asked for failed (Stripe's 402 `card_error`); carries Stripe's error."""
+
+    def __init__(self, error: dict):
+        self.error = error
+        super().__init__(error.get("message", "Your card was declined."))
+
+
+def recovery_settings(account, livemode: bool) -> RecoverySettings:
+    """The account's revenue-recovery settings for a mode (defaults until someone saves them)."""
+    found = RecoverySettings.objects.filter(account=account, livemode=livemode).first()
+    return found or RecoverySettings(account=account, livemode=livemode)
+
+
+def emit_updated(event_type: str, obj, before: dict, **options):
+    """Emit `event_type` with `previous_attributes`: what changed since `before` (serialized)."""
+    after = serialize(obj)
+    changed = changed_attributes(before, after)
+    if changed:
+        events.emit(event_type, obj, previous_attributes=changed, **options)
+    return changed
+
+
+# --- building --------------------------------------------------------------------------------
+
+
+def _discount_in_force(subscription: Subscription | None, customer, at):
+    """The subscription's discount at `at`, else the customer's (Stripe's precedence)."""
+    scopes = []
+    if subscription is not None:
+        scopes.append(Discount.objects.filter(subscription=subscription))
+    scopes.append(Discount.objects.filter(customer=customer, subscription__isnull=True))
+    for queryset in scopes:
+        for discount in queryset.select_related("coupon").order_by("-start"):
+            if discount.start <= at and (discount.end is None or discount.end > at):
+                return discount
+    return None
+
+
+def _discount_amount(discount, discountable: int, currency: str) -> int:
+    if discount is None or discountable <= 0:
+        return 0
+    coupon = discount.coupon
+    if coupon.percent_off is not None:
+        value = Decimal(discountable) * coupon.percent_off / Decimal(100)
+        return min(discountable, int(value.quantize(Decimal(1), rounding=ROUND_HALF_EVEN)))
+    if coupon.currency == currency:
+        return min(discountable, coupon.amount_off)
+    return 0
+
+
+def compute_totals(invoice: Invoice) -> Invoice:
+    """Subtotal, discount and total from the lines (the balance is applied at finalization)."""
+    lines = list(invoice.lines.all())
+    invoice.subtotal = sum(line.amount for line in lines)
+    discountable = sum(line.amount for line in lines if line.discountable and line.amount > 0)
+    at = invoice.period_end if invoice.subscription_id else invoice.created
+    discount = _discount_in_force(invoice.subscription, invoice.customer, at)
+    invoice.total_discount_amount = _discount_amount(discount, discountable, invoice.currency)
+    invoice.total = invoice.subtotal - invoice.total_discount_amount
+    invoice.amount_due = max(invoice.total, 0)
+    invoice.amount_remaining = invoice.amount_due - invoice.amount_paid
+    return invoice
+
+
+def create_invoice(
+    customer,
+    *,
+    subscription=None,
+    billing_reason: str,
+    currency: str,
+    period_start,
+    period_end,
+    lines: list[dict],
+    collection_method: str = CollectionMethod.CHARGE_AUTOMATICALLY,
+    days_until_due: int | None = None,
+    auto_advance: bool = True,
+    include_pending_items: bool = True,
+    metadata=None,
+    description: str = "",
+) -> Invoice:
+    """A draft invoice with `lines` (dicts of InvoiceLineItem fields) and the customer's pending
+    invoice items for this subscription; emits `invoice.created`."""
+    now = now_for(customer)
+    invoice = Invoice.objects.create(
+        account_id=customer.account_id,
+        livemode=customer.livemode,
+        customer=customer,
+        subscription=subscription,
+        status=InvoiceStatus.DRAFT,
+        billing_reason=billing_reason,
+        collection_method=collection_method,
+        currency=currency,
+        auto_advance=auto_advance,
+        period_start=period_start,
+        period_end=period_end,
+        created=now,
+        test_clock_id=customer.test_clock_id,
+        metadata=metadata or {},
+        description=description,
+        on_behalf_of_id=getattr(subscription, "on_behalf_of_id", None),
+        transfer_data_destination_id=getattr(subscription, "transfer_data_destination_id", None),
+        default_payment_method_id=getattr(subscription, "default_payment_method_id", None),
+    )
+    if collection_method == CollectionMethod.SEND_INVOICE and days_until_due is not None:
+        invoice.due_date = now + timedelta(days=days_until_due)
+    rows = [
+        InvoiceLineItem(
+            account_id=customer.account_id,
+            livemode=customer.livemode,
+            invoice=invoice,
+            subscription=subscription,
+            currency=currency,
+            created=now,
+            **line,
+        )
+        for line in lines
+    ]
+    if include_pending_items:
+        pending_items = InvoiceItem.objects.filter(customer=customer, invoice__isnull=True)
+        pending_items = pending_items.filter(subscription=subscription)
+        for item in pending_items:
+            rows.append(
+                InvoiceLineItem(
+                    account_id=customer.account_id,
+                    livemode=customer.livemode,
+                    invoice=invoice,
+                    type=LineItemType.INVOICEITEM,
+                    subscription=subscription,
+                    price=item.price,
+                    description=item.description,
+                    amount=item.amount,
+                    currency=item.currency,
+                    quantity=item.quantity,
+                    proration=item.proration,
+                    discountable=item.discountable,
+                    period_start=item.period_start,
+                    period_end=item.period_end,
+                    created=now,
+                )
+            )
+        pending_items.update(invoice=invoice)
+    InvoiceLineItem.objects.bulk_create(rows)
+    compute_totals(invoice)
+    invoice.save()
+    events.emit("invoice.created", invoice)
+    return invoice
+
+
+def schedule_finalization(invoice: Invoice) -> None:
+    """Finalize (and collect) about an hour after creation (SPEC R-INV-2).
+
+    The webhook hold — finalize an hour after every `invoice.created` endpoint answered, or
+    after 72 hours — plugs in here when webhook endpoints exist: they reschedule this job.
+    """
+    timeline.schedule("finalize_invoice", invoice, at=invoice.created + FINALIZATION_DELAY)
+
+
+# --- finalizing ---------------------------------------------------------------------------
+
+
+def _next_number(invoice: Invoice) -> str:
+    """Sequential per account and mode (PREFIX-0001). The counter is bumped with an UPDATE, which
+    locks the account row until commit, so two finalizations never share a number."""
+    field = "invoice_sequence_live" if invoice.livemode else "invoice_sequence_test"
+    Account.objects.filter(pk=invoice.account_id).update(**{field: F(field) + 1})
+    sequence = Account.objects.values_list(field, flat=True).get(pk=invoice.account_id)
+    prefix = invoice.account_id.split("_", 1)[1][-8:].upper()
+    return f"{prefix}-{sequence:04d}"
+
+
+def _apply_customer_balance(invoice: Invoice, now) -> None:
+    """Use the customer's credit (negative balance) or add what they owe (positive balance)."""
+    customer = type(invoice.customer).objects.select_for_update().get(pk=invoice.customer_id)
+    invoice.starting_balance = customer.balance
+    if customer.balance == 0 or invoice.total < 0 and customer.balance > 0:
+        invoice.ending_balance = customer.balance
+        return
+    if customer.balance < 0:
+        applied = -min(-customer.balance, invoice.total) if invoice.total > 0 else 0
+    else:
+        applied = customer.balance
+    if applied == 0:
+        invoice.ending_balance = customer.balance
+        return
+    invoice.amount_due = max(invoice.total + applied, 0)
+    invoice.amount_remaining = invoice.amount_due - invoice.amount_paid
+    customer.balance -= applied
+    invoice.ending_balance = customer.balance
+    customer.save(update_fields=["balance"])
+    CustomerBalanceTransaction.objects.create(
+        account_id=customer.account_id,
+        livemode=customer.livemode,
+        customer=customer,
+        amount=-applied,
+        currency=invoice.currency,
+        type=BalanceTransactionType.APPLIED_TO_INVOICE,
+        ending_balance=customer.balance,
+        invoice=invoice,
+        created=now,
+    )
+
+
+@transaction.atomic
+def finalize_invoice(invoice: Invoice, *, collect: bool = True, request_id=None):
+    """Draft → open (SPEC R-INV-3): number it, apply the balance, set the due date; collect it
+    at once when it charges automatically. A failed finalization sends
+    `invoice.finalization_failed` and leaves the invoice a draft."""
+    invoice = Invoice.objects.select_for_update().select_related("customer").get(pk=invoice.pk)
+    if invoice.status != InvoiceStatus.DRAFT:
+        raise ValidationError({"invoice": "This invoice is already finalized."})
+    now = now_for(invoice)
+    before = serialize(invoice)
+    if invoice.automatic_tax_enabled and not (invoice.customer.address or {}).get("country"):
+        invoice.automatic_tax_status = AutomaticTaxStatus.REQUIRES_LOCATION_INPUTS
+        invoice.last_finalization_error = {
+            "type": "invalid_request_error",
+            "code": "customer_tax_location_invalid",
+            "message": "The customer's location is not recognized: automatic tax needs it.",
+        }
+        invoice.save()
+        events.emit("invoice.finalization_failed", invoice, request_id=request_id)
+        timeline.cancel("finalize_invoice", invoice)
+        return invoice
+    if invoice.automatic_tax_enabled:
+        invoice.automatic_tax_status = AutomaticTaxStatus.COMPLETE
+    invoice.last_finalization_error = None
+    invoice.number = _next_number(invoice)
+    invoice.status = InvoiceStatus.OPEN
+    invoice.finalized_at = now
+    _apply_customer_balance(invoice, now)
+    if invoice.collection_method == CollectionMethod.SEND_INVOICE:
+        # Due `days_until_due` days after finalization (SPEC R-SUB-9); Stripe's default is 30.
+        days = invoice.subscription.days_until_due if invoice.subscription_id else None
+        if invoice.subscription_id or invoice.due_date is None:
+            invoice.due_date = now + timedelta(days=30 if days is None else days)
+    invoice.save()
+    timeline.cancel("finalize_invoice", invoice)
+    events.emit("invoice.finalized", invoice, request_id=request_id)
+    emit_updated("invoice.updated", invoice, before, request_id=request_id)
+    if invoice.amount_due == 0:
+        return _mark_paid(invoice, now=now, request_id=request_id)
+    if invoice.collection_method == CollectionMethod.SEND_INVOICE:
+        timeline.schedule("invoice_overdue", invoice, at=invoice.due_date)
+    elif not collect:
+        _payment_intent_for(invoice, now, request_id)
+        invoice.save(update_fields=["payment_intent"])
+    elif invoice.auto_advance:
+        attempt_payment(invoice, off_session=True, request_id=request_id)
+    return invoice
+
+
+# --- collecting --------------------------------------------------------------------------
+
+
+def _payment_method_for(invoice: Invoice):
+    """R-TRIAL-7's order: the invoice's, the subscription's, then the customer's default."""
+    if invoice.default_payment_method_id:
+        return invoice.default_payment_method
+    if invoice.subscription_id and invoice.subscription.default_payment_method_id:
+        return invoice.subscription.default_payment_method
+    return invoice.customer.invoice_settings_default_payment_method
+
+
+def _payment_intent_for(invoice: Invoice, now, request_id) -> PaymentIntent:
+    """The invoice's PaymentIntent, made on the first attempt and reused by later ones."""
+    if invoice.payment_intent_id:
+        return PaymentIntent.objects.select_for_update().get(pk=invoice.payment_intent_id)
+    intent = PaymentIntent.objects.create(
+        account_id=invoice.account_id,
+        livemode=invoice.livemode,
+        customer_id=invoice.customer_id,
+        invoice=invoice,
+        amount=invoice.amount_remaining,
+        currency=invoice.currency,
+        description=f"Invoice {invoice.number}",
+        application_fee_amount=invoice.application_fee_amount,
+        on_behalf_of_id=invoice.on_behalf_of_id,
+        transfer_data_destination_id=invoice.transfer_data_destination_id,
+        created=now,
+    )
+    invoice.payment_intent = intent
+    events.emit("payment_intent.created", intent, request_id=request_id)
+    return intent
+
+
+def _mark_paid(invoice: Invoice, *, now, request_id=None) -> Invoice:
+    before = serialize(invoice)
+    invoice.amount_paid = invoice.amount_due
+    invoice.amount_remaining = 0
+    invoice.status = InvoiceStatus.PAID
+    invoice.paid_at = now
+    invoice.next_payment_attempt = None
+    invoice.save()
+    timeline.cancel(None, invoice)
+    events.emit("invoice.paid", invoice, request_id=request_id)
+    events.emit("invoice.payment_succeeded", invoice, request_id=request_id)
+    emit_updated("invoice.updated", invoice, before, request_id=request_id)
+    if invoice.subscription_id:
+        from billing.services.subscriptions import invoice_settled
+
+        invoice_settled(invoice, now=now, request_id=request_id)
+    return invoice
+
+
+def attempt_payment(
+    invoice: Invoice, *, payment_method=None, off_session: bool = True, request_id=None
+) -> Invoice:
+    """Charge the invoice through the gateway (SPEC R-INV-4, R-INV-5, R-INV-9).
+
+    Success pays it; a decline records the attempt and schedules the next retry (or applies the
+    end-of-retries settings); a card that needs authentication waits for the customer.
+    """
+    from billing.gateway import get_gateway
+
+    invoice = Invoice.objects.select_for_update().select_related("customer").get(pk=invoice.pk)
+    if invoice.status != InvoiceStatus.OPEN:
+        raise ValidationError({"invoice": f"This invoice is {invoice.status}: it cannot be paid."})
+    now = now_for(invoice)
+    before = serialize(invoice)
+    method = payment_method or _payment_method_for(invoice)
+    intent = _payment_intent_for(invoice, now, request_id)
+    invoice.attempted = True
+    invoice.attempt_count += 1
+    if method is None:
+        result_status = "failed"
+        error = {
+            "type": "invalid_request_error",
+            "code": "invoice_no_customer_payment_method",
+            "message": "The customer has no default payment method.",
+        }
+        next_action = None
+    else:
+        intent.payment_method = method
+        result = get_gateway(invoice.account).charge(
+            amount=intent.amount,
+            currency=intent.currency,
+            payment_method=method,
+            off_session=off_session,
+        )
+        result_status, error, next_action = result.status, result.error, result.next_action
+
+    if result_status == "succeeded":
+        intent.status = PaymentIntentStatus.SUCCEEDED
+        intent.amount_received = intent.amount
+        intent.last_payment_error = None
+        intent.next_action = None
+        intent.save()
+        invoice.save()
+        events.emit("payment_intent.succeeded", intent, request_id=request_id)
+        return _mark_paid(invoice, now=now, request_id=request_id)
+
+    if result_status == "requires_action":
+        intent.status = PaymentIntentStatus.REQUIRES_ACTION
+        intent.next_action = next_action
+        intent.save()
+        invoice.next_payment_attempt = None
+        invoice.save()
+        events.emit("payment_intent.requires_action", intent, request_id=request_id)
+        events.emit("invoice.payment_action_required", invoice, request_id=request_id)
+        emit_updated("invoice.updated", invoice, before, request_id=request_id)
+        _subscription_payment_problem(invoice, now=now, request_id=request_id)
+        return invoice
+
+    intent.status = PaymentIntentStatus.REQUIRES_PAYMENT_METHOD
+    intent.last_payment_error = error
+    intent.save()
+    _schedule_retry_or_give_up(invoice, now=now)
+    invoice.save()
+    events.emit("payment_intent.payment_failed", intent, request_id=request_id)
+    events.emit("invoice.payment_failed", invoice, request_id=request_id)
+    emit_updated("invoice.updated", invoice, before, request_id=request_id)
+    _subscription_payment_problem(invoice, now=now, request_id=request_id)
+    if invoice.next_payment_attempt is None and invoice.status == InvoiceStatus.OPEN:
+        _after_last_retry(invoice, now=now, request_id=request_id)
+    return invoice
+
+
+def _is_first_invoice_of_incomplete(invoice: Invoice) -> bool:
+    return (
+        invoice.billing_reason == BillingReason.SUBSCRIPTION_CREATE
+        and invoice.subscription_id is not None
+        and invoice.subscription.status == SubscriptionStatus.INCOMPLETE
+    )
+
+
+def _schedule_retry_or_give_up(invoice: Invoice, *, now) -> None:
+    """Set `next_payment_attempt` from the retry schedule, or clear it after the last attempt."""
+    if _is_first_invoice_of_incomplete(invoice) or not invoice.auto_advance:
+        # A first invoice is not retried: the subscription expires after 23 hours (R-SUB-2).
+        invoice.next_payment_attempt = None
+        return
+    schedule = recovery_settings(invoice.account, invoice.livemode).retry_schedule
+    retries_done = invoice.attempt_count - 1
+    if retries_done < len(schedule):
+        invoice.next_payment_attempt = now + timedelta(days=schedule[retries_done])
+        timeline.schedule("payment_retry", invoice, at=invoice.next_payment_attempt)
+    else:
+        invoice.next_payment_attempt = None
+        timeline.cancel("payment_retry", invoice)
+
+
+def _subscription_payment_problem(invoice: Invoice, *, now, request_id) -> None:
+    if invoice.subscription_id:
+        from billing.services.subscriptions import invoice_payment_failed
+
+        invoice_payment_failed(invoice, now=now, request_id=request_id)
+
+
+def _after_last_retry(invoice: Invoice, *, now, request_id) -> None:
+    """SPEC R-SUB-4: the settings decide what becomes of the invoice and the subscription."""
+    if invoice.billing_reason == BillingReason.SUBSCRIPTION_CREATE and (
+        invoice.subscription_id is None
+        or invoice.subscription.status == SubscriptionStatus.INCOMPLETE
+    ):
+        return
+    if invoice.attempt_count <= 1 and not invoice.auto_advance:
+        return
+    settings = recovery_settings(invoice.account, invoice.livemode)
+    if settings.after_retries_invoice == AfterRetriesInvoice.UNCOLLECTIBLE:
+        mark_uncollectible(invoice, request_id=request_id)
+    if invoice.subscription_id:
+        from billing.services.subscriptions import cancel_subscription, mark_unpaid
+
+        subscription = invoice.subscription
+        if settings.after_retries_subscription == AfterRetriesSubscription.CANCEL:
+            cancel_subscription(subscription, request_id=request_id)
+        elif settings.after_retries_subscription == AfterRetriesSubscription.UNPAID:
+            mark_unpaid(subscription, request_id=request_id)
+
+
+@transaction.atomic
+def pay_invoice(invoice: Invoice, *, payment_method=None, request_id=None) -> Invoice:
+    """Pay an open invoice now (dashboard "retry now", API `/pay`); a decline raises CardError."""
+    invoice = attempt_payment(
+        invoice, payment_method=payment_method, off_session=False, request_id=request_id
+    )
+    if invoice.status != InvoiceStatus.PAID:
+        intent = invoice.payment_intent
+        if intent.status == PaymentIntentStatus.REQUIRES_ACTION:
+            return invoice
+        raise CardError(intent.last_payment_error or {"message": "Your card was declined."})
+    return invoice
+
+
+@transaction.atomic
+def confirm_payment_intent(intent: PaymentIntent, *, payment_method=None, request_id=None):
+    """The customer completed 3-D Secure (SPEC R-INV-5): charge again, now authenticated."""
+    from billing.gateway import get_gateway
+
+    intent = PaymentIntent.objects.select_for_update().get(pk=intent.pk)
+    if intent.status == PaymentIntentStatus.SUCCEEDED:
+        return intent
+    method = payment_method or intent.payment_method
+    if method is None:
+        raise ValidationError({"payment_method": "A payment method is required to confirm."})
+    result = get_gateway(intent.account).confirm(
+        amount=intent.amount, currency=intent.currency, payment_method=method
+    )
+    invoice = intent.invoice
+    if result.status == "succeeded":
+        intent.payment_method = method
+        intent.status = PaymentIntentStatus.SUCCEEDED
+        intent.amount_received = intent.amount
+        intent.next_action = None
+        intent.last_payment_error = None
+        intent.save()
+        events.emit("payment_intent.succeeded", intent, request_id=request_id)
+        if invoice is not None and invoice.status == InvoiceStatus.OPEN:
+            invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+            _mark_paid(invoice, now=now_for(invoice), request_id=request_id)
+        return intent
+    intent.status = PaymentIntentStatus.REQUIRES_PAYMENT_METHOD
+    intent.last_payment_error = result.error
+    intent.next_action = None
+    intent.save()
+    events.emit("payment_intent.payment_failed", intent, request_id=request_id)
+    raise CardError(result.error or {"message": "Your card was declined."})
+
+
+# --- closing ----------------------------------------------------------------------------
+
+
+@transaction.atomic
+def void_invoice(invoice: Invoice, *, request_id=None) -> Invoice:
+    """Open → void: nothing more is owed or collected."""
+    invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+    if invoice.status != InvoiceStatus.OPEN:
+        raise ValidationError(
+            {"invoice": f"Only open invoices can be voided; this one is {invoice.status}."}
+        )
+    before = serialize(invoice)
+    invoice.status = InvoiceStatus.VOID
+    invoice.voided_at = now_for(invoice)
+    invoice.next_payment_attempt = None
+    invoice.save()
+    timeline.cancel(None, invoice)
+    _cancel_intent(invoice)
+    events.emit("invoice.voided", invoice, request_id=request_id)
+    emit_updated("invoice.updated", invoice, before, request_id=request_id)
+    return invoice
+
+
+@transaction.atomic
+def mark_uncollectible(invoice: Invoice, *, request_id=None) -> Invoice:
+    """Open → uncollectible: bad debt, no more attempts (SPEC R-INV-8). Like a payment for the
+    subscription's status (SPEC R-SUB-3)."""
+    invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+    if invoice.status != InvoiceStatus.OPEN:
+        raise ValidationError(
+            {
+                "invoice": "Only open invoices can be marked uncollectible; "
+                f"this one is {invoice.status}."
+            }
+        )
+    before = serialize(invoice)
+    now = now_for(invoice)
+    invoice.status = InvoiceStatus.UNCOLLECTIBLE
+    invoice.marked_uncollectible_at = now
+    invoice.next_payment_attempt = None
+    invoice.save()
+    timeline.cancel(None, invoice)
+    events.emit("invoice.marked_uncollectible", invoice, request_id=request_id)
+    emit_updated("invoice.updated", invoice, before, request_id=request_id)
+    if invoice.subscription_id:
+        from billing.services.subscriptions import invoice_settled
+
+        invoice_settled(invoice, now=now, request_id=request_id)
+    return invoice
+
+
+def _cancel_intent(invoice: Invoice) -> None:
+    if invoice.payment_intent_id:
+        PaymentIntent.objects.filter(pk=invoice.payment_intent_id).exclude(
+            status=PaymentIntentStatus.SUCCEEDED
+        ).update(status=PaymentIntentStatus.CANCELED, canceled_at=now_for(invoice))
+
+
+def stop_collecting(invoice: Invoice, *, request_id=None) -> None:
+    """`auto_advance=false` on an open invoice: no more automatic attempts (SPEC R-SUB-6)."""
+    if not invoice.auto_advance:
+        return
+    before = serialize(invoice)
+    invoice.auto_advance = False
+    invoice.next_payment_attempt = None
+    invoice.save(update_fields=["auto_advance", "next_payment_attempt"])
+    timeline.cancel(None, invoice)
+    emit_updated("invoice.updated", invoice, before, request_id=request_id)
+
+
+# --- due jobs ---------------------------------------------------------------------------------
+
+
+def _load_invoice(invoice_id):
+    return (
+        Invoice.objects.select_for_update().select_related("customer").filter(pk=invoice_id).first()
+    )
+
+
+@timeline.handler("finalize_invoice", target=_load_invoice)
+def _finalize_due(invoice: Invoice, job) -> None:
+    if invoice.status == InvoiceStatus.DRAFT and invoice.auto_advance:
+        finalize_invoice(invoice)
+
+
+@timeline.handler("payment_retry", target=_load_invoice)
+def _retry_due(invoice: Invoice, job) -> None:
+    if (
+        invoice.status == InvoiceStatus.OPEN
+        and invoice.auto_advance
+        and invoice.next_payment_attempt == job.due_at
+    ):
+        attempt_payment(invoice, off_session=True)
+
+
+@timeline.handler("invoice_overdue", target=_load_invoice)
+def _overdue_due(invoice: Invoice, job) -> None:
+    """SPEC R-INV-7: `invoice.overdue` when a sent invoice's due date passes unpaid."""
+    if invoice.status == InvoiceStatus.OPEN and invoice.due_date == job.due_at:
+        events.emit("invoice.overdue", invoice)

@@ -1,0 +1,962 @@
+"""Subscriptions: create, renew, trials, cancel, pause and resume, and how payments move status.
+
+SPEC R-SUB-*, R-TRIAL-*. Each public verb is atomic, validates before writing anything, emits
+the events of what changed, and keeps the subscription's due jobs (trial end, renewal, notices,
+incomplete expiry) in step with its state.
+"""
+
+from datetime import datetime, timedelta
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from billing import events, periods, timeline
+from billing.choices import (
+    BillingReason,
+    CollectionMethod,
+    InvoiceStatus,
+    MissingPaymentMethodBehavior,
+    PaymentBehavior,
+    PaymentIntentStatus,
+    ProrationBehavior,
+    SubscriptionStatus,
+)
+from billing.clocks import now_for
+from billing.models import (
+    Coupon,
+    Discount,
+    Invoice,
+    InvoiceItem,
+    PaymentMethod,
+    Price,
+    Subscription,
+    SubscriptionItem,
+)
+from billing.serializers import serialize
+from billing.services import invoices as invoicing
+from billing.validators import validate_metadata
+
+# SPEC R-SUB-2: an incomplete subscription expires 23 hours after creation.
+INCOMPLETE_EXPIRY = timedelta(hours=23)
+# SPEC R-TRIAL-4: trial_will_end is sent three days before the trial ends.
+TRIAL_WILL_END_NOTICE = timedelta(days=3)
+MAX_TRIAL_DAYS = 730
+
+ENDED = (SubscriptionStatus.CANCELED, SubscriptionStatus.INCOMPLETE_EXPIRED)
+
+
+def _lock(subscription: Subscription) -> Subscription:
+    return (
+        Subscription.objects.select_for_update().select_related("customer").get(pk=subscription.pk)
+    )
+
+
+def _price_label(price: Price, quantity: int) -> str:
+    return f"{quantity} × {price.product.name} (at {price})"
+
+
+def _item_lines(subscription, items, *, start, end, amount_for=None, description=None):
+    """Invoice lines for the subscription's items over [start, end)."""
+    lines = []
+    for item in items:
+        full = item.price.unit_amount * item.quantity
+        amount = full if amount_for is None else amount_for(full)
+        lines.append(
+            {
+                "subscription_item": item,
+                "price": item.price,
+                "quantity": item.quantity,
+                "amount": amount,
+                "description": description(item)
+                if description
+                else _price_label(item.price, item.quantity),
+                "period_start": start,
+                "period_end": end,
+            }
+        )
+    return lines
+
+
+def _has_payment_method(subscription: Subscription) -> bool:
+    """SPEC R-TRIAL-7: any of the four places a payment method may be set."""
+    customer = subscription.customer
+    return bool(
+        subscription.default_payment_method_id
+        or subscription.default_source
+        or customer.invoice_settings_default_payment_method_id
+        or customer.default_source
+    )
+
+
+def _price_interval(subscription: Subscription):
+    price = subscription.items.select_related("price").first().price
+    return price.recurring_interval, price.recurring_interval_count
+
+
+def _schedule_cycle_jobs(subscription: Subscription) -> None:
+    """Renewal at the period's end, and the `invoice.upcoming` notice before it (SPEC R-INV-6)."""
+    timeline.schedule("renewal", subscription, at=subscription.current_period_end)
+    if subscription.collection_method == CollectionMethod.SEND_INVOICE:
+        timeline.cancel("upcoming_renewal", subscription)
+        return
+    days = invoicing.recovery_settings(subscription.account, subscription.livemode)
+    days = days.upcoming_renewal_days
+    notice_at = subscription.current_period_end - timedelta(days=days)
+    if days and notice_at > now_for(subscription):
+        timeline.schedule("upcoming_renewal", subscription, at=notice_at)
+    else:
+        timeline.cancel("upcoming_renewal", subscription)
+
+
+def _schedule_trial_jobs(subscription: Subscription, now) -> None:
+    """`trial_will_end` three days before (or at once for short trials) and the trial's end."""
+    notice_at = max(subscription.trial_end - TRIAL_WILL_END_NOTICE, now)
+    timeline.schedule("trial_will_end", subscription, at=notice_at)
+    timeline.schedule("trial_end", subscription, at=subscription.trial_end)
+
+
+# --- creation --------------------------------------------------------------------------------
+
+
+def _validate_items(customer, items) -> list[tuple[Price, int, dict]]:
+    if not items:
+        raise ValidationError({"items": "A subscription needs at least one item."})
+    resolved = []
+    seen = set()
+    for index, item in enumerate(items):
+        price = item.get("price")
+        if isinstance(price, str):
+            price = (
+                Price.objects.filter(
+                    pk=price, account_id=customer.account_id, livemode=customer.livemode
+                )
+                .select_related("product")
+                .first()
+            )
+        if (
+            price is None
+            or price.account_id != customer.account_id
+            or price.livemode != customer.livemode
+        ):
+            raise ValidationError({f"items[{index}][price]": "No such price."})
+        if not price.active:
+            raise ValidationError({f"items[{index}][price]": "This price is archived."})
+        if not price.is_recurring:
+            raise ValidationError(
+                {
+                    f"items[{index}][price]": "Subscription items need recurring prices; "
+                    "use add_invoice_items for one-off prices."
+                }
+            )
+        quantity = item.get("quantity", 1)
+        if not isinstance(quantity, int) or quantity < 1:
+            raise ValidationError({f"items[{index}][quantity]": "Quantity must be at least 1."})
+        if price.pk in seen:
+            raise ValidationError(
+                {f"items[{index}][price]": "This price is already on the subscription."}
+            )
+        seen.add(price.pk)
+        metadata = item.get("metadata") or {}
+        validate_metadata(metadata)
+        resolved.append((price, quantity, metadata))
+    first = resolved[0][0]
+    for index, (price, _, _) in enumerate(resolved):
+        if price.currency != first.currency:
+            raise ValidationError(
+                {f"items[{index}][price]": "All prices on a subscription must share a currency."}
+            )
+        if (price.recurring_interval, price.recurring_interval_count) != (
+            first.recurring_interval,
+            first.recurring_interval_count,
+        ):
+            raise ValidationError(
+                {f"items[{index}][price]": "All prices on a subscription must share an interval."}
+            )
+    return resolved
+
+
+def _validate_one_off_items(customer, add_invoice_items, currency) -> list[tuple[Price, int]]:
+    resolved = []
+    for index, item in enumerate(add_invoice_items or []):
+        price = item.get("price")
+        if isinstance(price, str):
+            price = (
+                Price.objects.filter(
+                    pk=price, account_id=customer.account_id, livemode=customer.livemode
+                )
+                .select_related("product")
+                .first()
+            )
+        if price is None or price.account_id != customer.account_id:
+            raise ValidationError({f"add_invoice_items[{index}][price]": "No such price."})
+        if price.is_recurring:
+            raise ValidationError(
+                {f"add_invoice_items[{index}][price]": "add_invoice_items takes one-off prices."}
+            )
+        if price.currency != currency:
+            raise ValidationError(
+                {f"add_invoice_items[{index}][price]": "Wrong currency for this subscription."}
+            )
+        quantity = item.get("quantity", 1)
+        if not isinstance(quantity, int) or quantity < 1:
+            raise ValidationError(
+                {f"add_invoice_items[{index}][quantity]": "Quantity must be at least 1."}
+            )
+        resolved.append((price, quantity))
+    return resolved
+
+
+def _trial_end_from(now, trial_end, trial_period_days):
+    if trial_end is not None and trial_period_days is not None:
+        raise ValidationError({"trial_end": "Pass trial_end or trial_period_days, not both."})
+    if trial_period_days is not None:
+        if not isinstance(trial_period_days, int) or not 0 <= trial_period_days <= MAX_TRIAL_DAYS:
+            raise ValidationError(
+                {"trial_period_days": f"Must be a whole number of days from 0 to {MAX_TRIAL_DAYS}."}
+            )
+        return now + timedelta(days=trial_period_days) if trial_period_days else None
+    if trial_end is None:
+        return None
+    if trial_end == "now":
+        return None
+    if not isinstance(trial_end, datetime) or trial_end <= now:
+        raise ValidationError({"trial_end": "The trial end must be in the future."})
+    if trial_end > now + timedelta(days=MAX_TRIAL_DAYS):
+        raise ValidationError({"trial_end": f"A trial can last at most {MAX_TRIAL_DAYS} days."})
+    return trial_end
+
+
+@transaction.atomic
+def create_subscription(
+    customer,
+    *,
+    items: list[dict],
+    trial_end=None,
+    trial_period_days: int | None = None,
+    billing_cycle_anchor: datetime | None = None,
+    missing_payment_method: str = MissingPaymentMethodBehavior.CREATE_INVOICE,
+    payment_behavior: str = PaymentBehavior.ALLOW_INCOMPLETE,
+    collection_method: str = CollectionMethod.CHARGE_AUTOMATICALLY,
+    days_until_due: int | None = None,
+    default_payment_method: PaymentMethod | None = None,
+    add_invoice_items: list[dict] | None = None,
+    coupon: Coupon | None = None,
+    cancel_at_period_end: bool = False,
+    description: str = "",
+    metadata: dict | None = None,
+    request_id: str | None = None,
+) -> Subscription:
+    """Subscribe `customer` to `items`, with an optional trial and anchor (SPEC R-SUB, R-TRIAL).
+
+    The first invoice is created, finalized and charged at once (SPEC R-INV-2: synchronous
+    first payments are not delayed). With `error_if_incomplete`, a failed first payment raises
+    CardError and nothing is written.
+    """
+    if customer.deleted_at is not None:
+        raise ValidationError({"customer": "This customer has been deleted."})
+    now = now_for(customer)
+    resolved = _validate_items(customer, items)
+    currency = resolved[0][0].currency
+    one_offs = _validate_one_off_items(customer, add_invoice_items, currency)
+    trial_until = _trial_end_from(now, trial_end, trial_period_days)
+    if missing_payment_method not in MissingPaymentMethodBehavior.values:
+        raise ValidationError(
+            {
+                "trial_settings[end_behavior][missing_payment_method]": "Use cancel, pause or "
+                "create_invoice."
+            }
+        )
+    if payment_behavior not in PaymentBehavior.values:
+        raise ValidationError({"payment_behavior": "Unknown payment behavior."})
+    if collection_method not in CollectionMethod.values:
+        raise ValidationError({"collection_method": "Use charge_automatically or send_invoice."})
+    if collection_method == CollectionMethod.SEND_INVOICE:
+        if days_until_due is None or days_until_due < 0:
+            raise ValidationError(
+                {"days_until_due": "send_invoice subscriptions need days_until_due."}
+            )
+    elif days_until_due is not None:
+        raise ValidationError(
+            {"days_until_due": "Only send_invoice subscriptions take days_until_due."}
+        )
+    if billing_cycle_anchor is not None:
+        earliest = trial_until or now
+        if billing_cycle_anchor < earliest:
+            field = "billing_cycle_anchor"
+            raise ValidationError(
+                {
+                    field: "The anchor must be after the trial end."
+                    if trial_until
+                    else "The anchor must not be in the past."
+                }
+            )
+    if default_payment_method is not None and default_payment_method.customer_id != customer.pk:
+        raise ValidationError(
+            {"default_payment_method": "This payment method is not attached to the customer."}
+        )
+    if coupon is not None and (coupon.account_id != customer.account_id or not coupon.valid):
+        raise ValidationError({"coupon": "No such coupon, or it is no longer valid."})
+    if metadata:
+        validate_metadata(metadata)
+
+    interval, count = resolved[0][0].recurring_interval, resolved[0][0].recurring_interval_count
+    anchor = billing_cycle_anchor or trial_until or now
+    subscription = Subscription.objects.create(
+        account_id=customer.account_id,
+        livemode=customer.livemode,
+        customer=customer,
+        status=SubscriptionStatus.INCOMPLETE,
+        currency=currency,
+        description=description,
+        start_date=now,
+        current_period_start=now,
+        current_period_end=now,
+        billing_cycle_anchor=anchor,
+        trial_settings_missing_payment_method=missing_payment_method,
+        collection_method=collection_method,
+        days_until_due=days_until_due,
+        default_payment_method=default_payment_method,
+        cancel_at_period_end=cancel_at_period_end,
+        test_clock_id=customer.test_clock_id,
+        metadata=metadata or {},
+        created=now,
+    )
+    sub_items = SubscriptionItem.objects.bulk_create(
+        [
+            SubscriptionItem(
+                account_id=customer.account_id,
+                livemode=customer.livemode,
+                subscription=subscription,
+                price=price,
+                quantity=quantity,
+                metadata=item_metadata,
+                created=now,
+            )
+            for price, quantity, item_metadata in resolved
+        ]
+    )
+    if coupon is not None:
+        Discount.objects.create(
+            account_id=customer.account_id,
+            livemode=customer.livemode,
+            coupon=coupon,
+            customer=customer,
+            subscription=subscription,
+            start=now,
+            end=periods.shift(now, "month", 1, coupon.duration_in_months)
+            if coupon.duration == "repeating"
+            else None,
+            created=now,
+        )
+        coupon.times_redeemed += 1
+        coupon.save(update_fields=["times_redeemed"])
+
+    if trial_until is not None:
+        # SPEC R-TRIAL-1: trialing, no payment method needed, a $0 invoice at once
+        # (R-TRIAL-10: one-off items added at the start are billed on it).
+        subscription.status = SubscriptionStatus.TRIALING
+        subscription.trial_start = now
+        subscription.trial_end = trial_until
+        subscription.current_period_end = trial_until
+        lines = _item_lines(
+            subscription,
+            sub_items,
+            start=now,
+            end=trial_until,
+            amount_for=lambda full: 0,
+            description=lambda item: f"Trial period for {item.price.product.name}",
+        )
+    else:
+        end = periods.next_boundary(anchor, interval, count, now)
+        if billing_cycle_anchor is not None and billing_cycle_anchor > now:
+            # SPEC R-TRIAL-5: the time up to the anchor is prorated.
+            end = billing_cycle_anchor
+            full_end = periods.shift(end, interval, count, -1)
+            lines = _item_lines(
+                subscription,
+                sub_items,
+                start=now,
+                end=end,
+                amount_for=lambda full: periods.prorate(
+                    full, part_start=now, part_end=end, start=min(full_end, now), end=end
+                ),
+            )
+        else:
+            lines = _item_lines(subscription, sub_items, start=now, end=end)
+        subscription.current_period_end = end
+    for price, quantity in one_offs:
+        lines.append(
+            {
+                "type": "invoiceitem",
+                "price": price,
+                "quantity": quantity,
+                "amount": price.unit_amount * quantity,
+                "description": _price_label(price, quantity),
+                "period_start": now,
+                "period_end": now,
+            }
+        )
+    subscription.save()
+    events.emit("customer.subscription.created", subscription, request_id=request_id)
+
+    invoice = invoicing.create_invoice(
+        customer,
+        subscription=subscription,
+        billing_reason=BillingReason.SUBSCRIPTION_CREATE,
+        currency=currency,
+        period_start=now,
+        period_end=now,
+        lines=lines,
+        collection_method=collection_method,
+        days_until_due=days_until_due,
+    )
+    subscription.latest_invoice = invoice
+    subscription.save(update_fields=["latest_invoice"])
+
+    if trial_until is not None:
+        _schedule_trial_jobs(subscription, now)
+    # default_incomplete: finalized but not charged; the merchant confirms the PaymentIntent
+    # (or the subscription expires after 23 hours).
+    collect = not (payment_behavior == PaymentBehavior.DEFAULT_INCOMPLETE and trial_until is None)
+    invoicing.finalize_invoice(invoice, collect=collect, request_id=request_id)
+    invoice.refresh_from_db()
+    subscription.refresh_from_db()
+
+    if subscription.status == SubscriptionStatus.INCOMPLETE:
+        if invoice.status == InvoiceStatus.PAID:
+            pass  # invoice_settled moved it already
+        elif collection_method == CollectionMethod.SEND_INVOICE:
+            _set_status(subscription, SubscriptionStatus.ACTIVE, request_id=request_id)
+        else:
+            intent = invoice.payment_intent
+            failed = intent is None or intent.status == PaymentIntentStatus.REQUIRES_PAYMENT_METHOD
+            if payment_behavior == PaymentBehavior.ERROR_IF_INCOMPLETE and (
+                failed or intent.status == PaymentIntentStatus.REQUIRES_ACTION
+            ):
+                error = (intent.last_payment_error if intent else None) or {
+                    "type": "card_error",
+                    "code": "card_declined",
+                    "message": "Your card was declined.",
+                }
+                raise invoicing.CardError(error)
+            timeline.schedule("incomplete_expiry", subscription, at=now + INCOMPLETE_EXPIRY)
+    subscription.refresh_from_db()
+    if subscription.status == SubscriptionStatus.ACTIVE:
+        _schedule_cycle_jobs(subscription)
+    return subscription
+
+
+# --- status moves -------------------------------------------------------------------------
+
+
+def _set_status(subscription: Subscription, status: str, *, request_id=None, **fields) -> bool:
+    """Move to `status` (and set `fields`), emitting `customer.subscription.updated`."""
+    if subscription.status == status and not fields:
+        return False
+    before = serialize(subscription)
+    subscription.status = status
+    for name, value in fields.items():
+        setattr(subscription, name, value)
+    subscription.save()
+    invoicing.emit_updated(
+        "customer.subscription.updated", subscription, before, request_id=request_id
+    )
+    return True
+
+
+def invoice_settled(invoice: Invoice, *, now, request_id=None) -> None:
+    """An invoice of the subscription was paid or marked uncollectible (SPEC R-SUB-2/3/5)."""
+    subscription = _lock(invoice.subscription)
+    if subscription.status in ENDED:
+        return
+    is_latest = subscription.latest_invoice_id == invoice.pk
+    if subscription.status == SubscriptionStatus.INCOMPLETE and is_latest:
+        timeline.cancel("incomplete_expiry", subscription)
+        _set_status(subscription, SubscriptionStatus.ACTIVE, request_id=request_id)
+        _schedule_cycle_jobs(subscription)
+    elif subscription.status == SubscriptionStatus.PAST_DUE and is_latest:
+        _set_status(subscription, SubscriptionStatus.ACTIVE, request_id=request_id)
+    elif subscription.status == SubscriptionStatus.UNPAID and is_latest:
+        # R-SUB-5: active again only when the latest invoice is settled before its due date.
+        if invoice.due_date is None or now <= invoice.due_date:
+            _set_status(subscription, SubscriptionStatus.ACTIVE, request_id=request_id)
+    elif subscription.status == SubscriptionStatus.PAUSED and is_latest:
+        # R-TRIAL-8: a resume invoice was paid; the subscription leaves `paused`.
+        _leave_pause(subscription, request_id=request_id)
+
+
+def invoice_payment_failed(invoice: Invoice, *, now, request_id=None) -> None:
+    """A payment attempt failed or needs action: past_due, or stays incomplete (R-SUB-2/3)."""
+    subscription = _lock(invoice.subscription)
+    if subscription.status in (SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING):
+        _set_status(subscription, SubscriptionStatus.PAST_DUE, request_id=request_id)
+
+
+@transaction.atomic
+def mark_unpaid(subscription: Subscription, *, request_id=None) -> Subscription:
+    """Past due → unpaid: invoices keep coming as drafts, nothing is charged (SPEC R-SUB-5)."""
+    subscription = _lock(subscription)
+    if subscription.status in ENDED:
+        raise ValidationError({"subscription": "This subscription has ended."})
+    _set_status(subscription, SubscriptionStatus.UNPAID, request_id=request_id)
+    return subscription
+
+
+@transaction.atomic
+def cancel_subscription(
+    subscription: Subscription,
+    *,
+    at_period_end: bool = False,
+    cancellation_details: dict | None = None,
+    request_id: str | None = None,
+) -> Subscription:
+    """Cancel now (SPEC R-SUB-6) or at the end of the period (SPEC R-SUB-8)."""
+    subscription = _lock(subscription)
+    if subscription.status in ENDED:
+        raise ValidationError({"subscription": "This subscription is already canceled."})
+    now = now_for(subscription)
+    details = cancellation_details or {}
+    if at_period_end:
+        before = serialize(subscription)
+        subscription.cancel_at_period_end = True
+        subscription.cancel_at = subscription.current_period_end
+        subscription.canceled_at = now
+        subscription.cancellation_details = {
+            "comment": None,
+            "feedback": None,
+            "reason": "cancellation_requested",
+            **details,
+        }
+        subscription.save()
+        invoicing.emit_updated(
+            "customer.subscription.updated", subscription, before, request_id=request_id
+        )
+        timeline.cancel("upcoming_renewal", subscription)
+        return subscription
+    _end(
+        subscription,
+        now=now,
+        reason=details.get("reason", "cancellation_requested"),
+        details=details,
+        request_id=request_id,
+    )
+    return subscription
+
+
+def _end(subscription: Subscription, *, now, reason: str, details=None, request_id=None) -> None:
+    """Canceled is final: open invoices stop collecting, due jobs go (SPEC R-SUB-6)."""
+    subscription.status = SubscriptionStatus.CANCELED
+    subscription.canceled_at = subscription.canceled_at or now
+    subscription.ended_at = now
+    subscription.cancellation_details = {
+        "comment": None,
+        "feedback": None,
+        **(details or {}),
+        "reason": reason,
+    }
+    subscription.save()
+    timeline.cancel(None, subscription)
+    for invoice in Invoice.objects.select_for_update().filter(
+        subscription=subscription, status=InvoiceStatus.OPEN
+    ):
+        invoicing.stop_collecting(invoice, request_id=request_id)
+    for invoice in Invoice.objects.filter(subscription=subscription, status=InvoiceStatus.DRAFT):
+        timeline.cancel(None, invoice)
+    events.emit("customer.subscription.deleted", subscription, request_id=request_id)
+
+
+@transaction.atomic
+def resume_subscription(
+    subscription: Subscription, *, billing_cycle_anchor: str = "now", request_id: str | None = None
+) -> Subscription:
+    """Resume a paused subscription (SPEC R-TRIAL-8): `now` starts a new cycle today and
+    invoices it; `unchanged` keeps the cycle and invoices the time left in it, prorated. It
+    leaves `paused` once that invoice is paid."""
+    subscription = _lock(subscription)
+    if subscription.status != SubscriptionStatus.PAUSED:
+        raise ValidationError({"subscription": "Only a paused subscription can be resumed."})
+    if billing_cycle_anchor not in ("now", "unchanged"):
+        raise ValidationError({"billing_cycle_anchor": "Use now or unchanged."})
+    now = now_for(subscription)
+    interval, count = _price_interval(subscription)
+    items = list(subscription.items.select_related("price__product"))
+    before = serialize(subscription)
+    if billing_cycle_anchor == "now":
+        subscription.billing_cycle_anchor = now
+        end = periods.shift(now, interval, count, 1)
+        lines = _item_lines(subscription, items, start=now, end=end)
+    else:
+        end = periods.next_boundary(subscription.billing_cycle_anchor, interval, count, now)
+        start = periods.shift(end, interval, count, -1)
+        lines = _item_lines(
+            subscription,
+            items,
+            start=now,
+            end=end,
+            amount_for=lambda full: periods.prorate(
+                full, part_start=now, part_end=end, start=start, end=end
+            ),
+        )
+    subscription.current_period_start = now
+    subscription.current_period_end = end
+    subscription.save()
+    invoicing.emit_updated(
+        "customer.subscription.updated", subscription, before, request_id=request_id
+    )
+    invoice = invoicing.create_invoice(
+        subscription.customer,
+        subscription=subscription,
+        billing_reason=BillingReason.SUBSCRIPTION_UPDATE,
+        currency=subscription.currency,
+        period_start=now,
+        period_end=now,
+        lines=lines,
+        collection_method=subscription.collection_method,
+    )
+    subscription.latest_invoice = invoice
+    subscription.save(update_fields=["latest_invoice"])
+    invoicing.finalize_invoice(invoice, request_id=request_id)
+    return Subscription.objects.get(pk=subscription.pk)
+
+
+def _leave_pause(subscription: Subscription, *, request_id=None) -> None:
+    subscription.status = SubscriptionStatus.ACTIVE
+    subscription.save(update_fields=["status"])
+    events.emit("customer.subscription.resumed", subscription, request_id=request_id)
+    _schedule_cycle_jobs(subscription)
+
+
+@transaction.atomic
+def update_subscription(
+    subscription: Subscription,
+    *,
+    trial_end=None,
+    cancel_at_period_end: bool | None = None,
+    default_payment_method=...,
+    metadata: dict | None = None,
+    pause_collection=...,
+    items: list[dict] | None = None,
+    proration_behavior: str = ProrationBehavior.CREATE_PRORATIONS,
+    request_id: str | None = None,
+) -> Subscription:
+    """Change a live subscription. Unknown fields are errors; nothing is written on any error."""
+    subscription = _lock(subscription)
+    if subscription.status in ENDED:
+        raise ValidationError({"subscription": "A canceled subscription cannot be updated."})
+    now = now_for(subscription)
+    before = serialize(subscription)
+    if proration_behavior not in ProrationBehavior.values:
+        raise ValidationError(
+            {"proration_behavior": "Use create_prorations, none or always_invoice."}
+        )
+    if metadata is not None:
+        merged = {**subscription.metadata, **metadata}
+        merged = {key: value for key, value in merged.items() if value != ""}
+        try:
+            validate_metadata(merged)
+        except ValidationError as error:
+            raise ValidationError({"metadata": error.messages}) from None
+        subscription.metadata = merged
+    if default_payment_method is not ...:
+        if (
+            default_payment_method is not None
+            and default_payment_method.customer_id != subscription.customer_id
+        ):
+            raise ValidationError(
+                {"default_payment_method": "This payment method is not attached to the customer."}
+            )
+        subscription.default_payment_method = default_payment_method
+    if pause_collection is not ...:
+        if pause_collection is None:
+            subscription.pause_collection_behavior = None
+            subscription.pause_collection_resumes_at = None
+        else:
+            behavior = pause_collection.get("behavior")
+            if behavior not in ("keep_as_draft", "mark_uncollectible", "void"):
+                raise ValidationError(
+                    {"pause_collection[behavior]": "Use keep_as_draft, mark_uncollectible or void."}
+                )
+            subscription.pause_collection_behavior = behavior
+            subscription.pause_collection_resumes_at = pause_collection.get("resumes_at")
+    if cancel_at_period_end is not None:
+        subscription.cancel_at_period_end = cancel_at_period_end
+        subscription.cancel_at = subscription.current_period_end if cancel_at_period_end else None
+        subscription.canceled_at = now if cancel_at_period_end else None
+        if not cancel_at_period_end:
+            subscription.cancellation_details = {}
+    end_trial_now = False
+    if trial_end is not None:
+        if subscription.status == SubscriptionStatus.PAUSED:
+            raise ValidationError(
+                {"trial_end": "Resume the paused subscription before changing its trial."}
+            )
+        if trial_end == "now":
+            if subscription.status != SubscriptionStatus.TRIALING:
+                raise ValidationError({"trial_end": "The subscription is not in a trial."})
+            end_trial_now = True
+        else:
+            if not isinstance(trial_end, datetime) or trial_end <= now:
+                raise ValidationError({"trial_end": "The trial end must be in the future."})
+            if subscription.status != SubscriptionStatus.TRIALING:
+                raise ValidationError(
+                    {"trial_end": "Only a trialing subscription's trial can be moved."}
+                )
+            subscription.trial_end = trial_end
+            subscription.current_period_end = trial_end
+    if items is not None:
+        _change_items(
+            subscription,
+            items,
+            proration_behavior=proration_behavior,
+            now=now,
+            request_id=request_id,
+        )
+    subscription.save()
+    invoicing.emit_updated(
+        "customer.subscription.updated", subscription, before, request_id=request_id
+    )
+    if trial_end is not None and not end_trial_now:
+        _schedule_trial_jobs(subscription, now)
+    if end_trial_now:
+        # SPEC R-TRIAL-2: the trial ends at once and a new cycle starts now.
+        subscription.trial_end = now
+        subscription.current_period_end = now
+        subscription.save(update_fields=["trial_end", "current_period_end"])
+        timeline.cancel("trial_will_end", subscription)
+        timeline.cancel("trial_end", subscription)
+        _end_trial(subscription, now=now, request_id=request_id)
+    elif cancel_at_period_end is False and subscription.status == SubscriptionStatus.ACTIVE:
+        _schedule_cycle_jobs(subscription)
+    return Subscription.objects.get(pk=subscription.pk)
+
+
+def _change_items(subscription, items, *, proration_behavior, now, request_id) -> None:
+    """Set quantities / prices; prorate the change over the rest of the period."""
+    current = {item.pk: item for item in subscription.items.select_related("price__product")}
+    resolved = _validate_items(
+        subscription.customer,
+        [
+            {
+                "price": item.get("price") or current[item["id"]].price,
+                "quantity": item.get(
+                    "quantity", current[item["id"]].quantity if item.get("id") in current else 1
+                ),
+            }
+            if item.get("id") in current or item.get("price")
+            else {"price": None}
+            for item in items
+        ],
+    )
+    if resolved[0][0].currency != subscription.currency:
+        raise ValidationError(
+            {"items[0][price]": "All prices on a subscription must have the same currency."}
+        )
+    start, end = subscription.current_period_start, subscription.current_period_end
+    prorations = []
+    kept = set()
+    for index, (price, quantity, metadata) in enumerate(resolved):
+        item_id = items[index].get("id")
+        existing = current.get(item_id) or next(
+            (item for item in current.values() if item.price_id == price.pk), None
+        )
+        old_amount = existing.price.unit_amount * existing.quantity if existing else 0
+        if existing:
+            kept.add(existing.pk)
+            existing.price, existing.quantity = price, quantity
+            existing.save(update_fields=["price", "quantity"])
+        else:
+            SubscriptionItem.objects.create(
+                account_id=subscription.account_id,
+                livemode=subscription.livemode,
+                subscription=subscription,
+                price=price,
+                quantity=quantity,
+                metadata=metadata,
+                created=now,
+            )
+        difference = price.unit_amount * quantity - old_amount
+        if difference:
+            prorations.append((price, quantity, difference))
+    for item in current.values():
+        if item.pk not in kept and any(i.get("deleted") and i.get("id") == item.pk for i in items):
+            prorations.append((item.price, item.quantity, -item.price.unit_amount * item.quantity))
+            item.delete()
+    if (
+        proration_behavior == ProrationBehavior.NONE
+        or subscription.status in (SubscriptionStatus.TRIALING, SubscriptionStatus.PAUSED)
+        or not prorations
+    ):
+        return
+    for price, quantity, difference in prorations:
+        amount = periods.prorate(difference, part_start=now, part_end=end, start=start, end=end)
+        InvoiceItem.objects.create(
+            account_id=subscription.account_id,
+            livemode=subscription.livemode,
+            customer=subscription.customer,
+            subscription=subscription,
+            price=price,
+            quantity=quantity,
+            amount=amount,
+            currency=subscription.currency,
+            proration=True,
+            description=("Remaining time on " if amount > 0 else "Unused time on ")
+            + _price_label(price, quantity),
+            period_start=now,
+            period_end=end,
+            created=now,
+        )
+    if proration_behavior == ProrationBehavior.ALWAYS_INVOICE:
+        invoice = invoicing.create_invoice(
+            subscription.customer,
+            subscription=subscription,
+            billing_reason=BillingReason.SUBSCRIPTION_UPDATE,
+            currency=subscription.currency,
+            period_start=now,
+            period_end=now,
+            lines=[],
+            collection_method=subscription.collection_method,
+        )
+        subscription.latest_invoice = invoice
+        invoicing.finalize_invoice(invoice, request_id=request_id)
+
+
+# --- the cycle: trial end, renewal, notices, expiry (due jobs) ------------------------------
+
+
+def _end_trial(subscription: Subscription, *, now, request_id=None) -> None:
+    """The trial is over (SPEC R-TRIAL-3/5/6): cancel, pause, or start billing."""
+    if not _has_payment_method(subscription):
+        behavior = subscription.trial_settings_missing_payment_method
+        if behavior == MissingPaymentMethodBehavior.CANCEL:
+            _end(subscription, now=now, reason="cancellation_requested", request_id=request_id)
+            return
+        if behavior == MissingPaymentMethodBehavior.PAUSE:
+            subscription.status = SubscriptionStatus.PAUSED
+            subscription.save(update_fields=["status"])
+            timeline.cancel(None, subscription)
+            events.emit("customer.subscription.paused", subscription, request_id=request_id)
+            return
+    _start_cycle(
+        subscription, start=now, now=now, request_id=request_id, status=SubscriptionStatus.ACTIVE
+    )
+
+
+def _start_cycle(
+    subscription: Subscription, *, start, now, request_id=None, status=None
+) -> Invoice:
+    """Open the period that begins at `start`: a draft invoice now, finalized in about an hour."""
+    interval, count = _price_interval(subscription)
+    end = periods.next_boundary(subscription.billing_cycle_anchor, interval, count, start)
+    full_start = periods.shift(end, interval, count, -1)
+    items = list(subscription.items.select_related("price__product"))
+    if full_start < start:
+        # A short first period up to the anchor is prorated (SPEC R-TRIAL-5).
+        lines = _item_lines(
+            subscription,
+            items,
+            start=start,
+            end=end,
+            amount_for=lambda full: periods.prorate(
+                full, part_start=start, part_end=end, start=full_start, end=end
+            ),
+        )
+    else:
+        lines = _item_lines(subscription, items, start=start, end=end)
+    before = serialize(subscription)
+    previous_start = subscription.current_period_start
+    subscription.current_period_start = start
+    subscription.current_period_end = end
+    if status:
+        subscription.status = status
+    subscription.save()
+    invoicing.emit_updated(
+        "customer.subscription.updated", subscription, before, request_id=request_id
+    )
+    unpaid = subscription.status == SubscriptionStatus.UNPAID
+    invoice = invoicing.create_invoice(
+        subscription.customer,
+        subscription=subscription,
+        billing_reason=BillingReason.SUBSCRIPTION_CYCLE,
+        currency=subscription.currency,
+        period_start=previous_start,
+        period_end=start,
+        lines=lines,
+        collection_method=subscription.collection_method,
+        # R-SUB-5: an unpaid subscription's new invoices stay drafts, nothing is attempted.
+        auto_advance=not unpaid,
+    )
+    subscription.latest_invoice = invoice
+    subscription.save(update_fields=["latest_invoice"])
+    if not unpaid:
+        invoicing.schedule_finalization(invoice)
+    _schedule_cycle_jobs(subscription)
+    return invoice
+
+
+def _load_subscription(subscription_id):
+    return (
+        Subscription.objects.select_for_update()
+        .select_related("customer")
+        .filter(pk=subscription_id)
+        .first()
+    )
+
+
+@timeline.handler("trial_will_end", target=_load_subscription)
+def _trial_will_end_due(subscription: Subscription, job) -> None:
+    """SPEC R-TRIAL-4."""
+    if subscription.status == SubscriptionStatus.TRIALING:
+        events.emit("customer.subscription.trial_will_end", subscription)
+
+
+@timeline.handler("trial_end", target=_load_subscription)
+def _trial_end_due(subscription: Subscription, job) -> None:
+    if subscription.status == SubscriptionStatus.TRIALING and subscription.trial_end == job.due_at:
+        _end_trial(subscription, now=job.due_at)
+
+
+@timeline.handler("renewal", target=_load_subscription)
+def _renewal_due(subscription: Subscription, job) -> None:
+    """A period ended: cancel if asked to, else start the next one (SPEC R-SUB-3/5/7/8)."""
+    live = (SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE, SubscriptionStatus.UNPAID)
+    if subscription.status not in live or subscription.current_period_end != job.due_at:
+        return
+    now = now_for(subscription)
+    if subscription.cancel_at_period_end:
+        _end(
+            subscription,
+            now=now,
+            reason="cancellation_requested",
+            details=subscription.cancellation_details,
+        )
+        return
+    _start_cycle(subscription, start=subscription.current_period_end, now=now)
+
+
+@timeline.handler("upcoming_renewal", target=_load_subscription)
+def _upcoming_renewal_due(subscription: Subscription, job) -> None:
+    """SPEC R-INV-6: `invoice.upcoming` before a renewal, for automatic collection only."""
+    if (
+        subscription.status
+        in (SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE, SubscriptionStatus.TRIALING)
+        and subscription.collection_method == CollectionMethod.CHARGE_AUTOMATICALLY
+        and not subscription.cancel_at_period_end
+    ):
+        events.emit("invoice.upcoming", subscription)
+
+
+@timeline.handler("incomplete_expiry", target=_load_subscription)
+def _incomplete_expiry_due(subscription: Subscription, job) -> None:
+    """SPEC R-SUB-2: unpaid after 23 hours → incomplete_expired, first invoice voided."""
+    if subscription.status != SubscriptionStatus.INCOMPLETE:
+        return
+    now = now_for(subscription)
+    for invoice in Invoice.objects.filter(subscription=subscription, status=InvoiceStatus.OPEN):
+        invoicing.void_invoice(invoice)
+    before = serialize(subscription)
+    subscription.status = SubscriptionStatus.INCOMPLETE_EXPIRED
+    subscription.ended_at = now
+    subscription.save()
+    timeline.cancel(None, subscription)
+    invoicing.emit_updated("customer.subscription.updated", subscription, before)
+    events.emit("customer.subscription.deleted", subscription)

@@ -1,0 +1,229 @@
+"""The timeline of due work: schedule a job, claim due jobs, run them exactly once.
+
+Domain code says *what* must happen *when* (`schedule("renewal", subscription, at=…)`); handlers
+registered with `@handler("renewal")` say how. Two drivers run due jobs:
+
+- wall time: `tick()` runs every few seconds from a django-q2 Schedule. It claims each due job
+  with a conditional update (`PENDING → QUEUED`, row count 1) and hands it to a worker through
+  `async_task`, so any number of workers on any number of machines share the load;
+- test clocks: `advance_clock()` runs a clock's due jobs in `(due_at, id)` order, moving the
+  clock's `frozen_time` to each job's time as it goes (SPEC R-CLOCK-2).
+
+A job runs in one transaction with its domain work, and is marked done in that same
+transaction, so a worker that dies mid-job leaves the job QUEUED with nothing half-done; a
+later tick re-queues it. Running a job that is already done does nothing. Handlers re-read state
+and do nothing when the work no longer applies (invoice paid, subscription canceled).
+"""
+
+import contextlib
+import logging
+import traceback
+from collections.abc import Callable
+from datetime import timedelta
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from billing.choices import JobStatus, TestClockStatus
+from billing.models import DueJob, TestClock
+
+log = logging.getLogger(__name__)
+
+# A job queued this long ago without finishing lost its worker: queue it again.
+STALE_AFTER = timedelta(minutes=10)
+# A job whose handler raised is tried again later, this many times in all.
+MAX_ATTEMPTS = 5
+RETRY_BACKOFF = timedelta(minutes=5)
+
+_handlers: dict[str, Callable] = {}
+_targets: dict[str, Callable] = {}
+
+
+def handler(kind: str, *, target: Callable):
+    """Register the function that runs jobs of `kind`; `target(id)` loads (and locks) the object.
+
+    The handler is called as `fn(obj, job)` inside the job's transaction.
+    """
+
+    def register(fn):
+        if kind in _handlers:
+            raise ValueError(f"a handler for job kind {kind!r} is already registered")
+        _handlers[kind] = fn
+        _targets[kind] = target
+        return fn
+
+    return register
+
+
+def _handler_for(kind: str):
+    try:
+        return _handlers[kind], _targets[kind]
+    except KeyError:
+        raise ValueError(f"unknown job kind {kind!r}") from None
+
+
+def _clock_of(obj):
+    """The test clock an object lives on, if any."""
+    clock_id = getattr(obj, "test_clock_id", None)
+    if clock_id is None and hasattr(obj, "customer"):
+        clock_id = obj.customer.test_clock_id
+    return clock_id
+
+
+def schedule(kind: str, obj, *, at) -> DueJob:
+    """Make `kind` happen to `obj` at `at`, replacing any pending job of that kind for `obj`."""
+    _handler_for(kind)
+    cancel(kind, obj)
+    return DueJob.objects.create(
+        account_id=obj.account_id,
+        livemode=obj.livemode,
+        kind=kind,
+        target_id=obj.pk,
+        due_at=at,
+        test_clock_id=_clock_of(obj),
+    )
+
+
+def cancel(kind: str | None, obj) -> int:
+    """Cancel pending jobs for `obj` (of `kind`, or all kinds when None); returns how many."""
+    jobs = DueJob.objects.filter(target_id=obj.pk, status=JobStatus.PENDING)
+    if kind is not None:
+        jobs = jobs.filter(kind=kind)
+    return jobs.update(status=JobStatus.CANCELED, finished_at=timezone.now())
+
+
+def pending(obj):
+    """The pending jobs for `obj`, soonest first (the dashboard shows them)."""
+    return DueJob.objects.filter(target_id=obj.pk, status=JobStatus.PENDING).order_by("due_at")
+
+
+def run(job_id: int) -> bool:
+    """Run one claimed job (QUEUED) or, from a clock, one pending job. True if it ran now.
+
+    The job row is locked for the whole transaction, so two workers handed the same job run it
+    once: the second waits, then finds it done.
+    """
+    try:
+        with transaction.atomic():
+            job = (
+                DueJob.objects.select_for_update()
+                .filter(pk=job_id, status__in=[JobStatus.PENDING, JobStatus.QUEUED])
+                .first()
+            )
+            if job is None:
+                return False
+            fn, load = _handler_for(job.kind)
+            obj = load(job.target_id)
+            if obj is not None:
+                fn(obj, job)
+            job.status = JobStatus.DONE
+            job.attempts = F("attempts") + 1
+            job.finished_at = timezone.now()
+            job.save(update_fields=["status", "attempts", "finished_at"])
+            return True
+    except Exception:
+        _record_failure(job_id, traceback.format_exc())
+        raise
+
+
+def _record_failure(job_id: int, error: str) -> None:
+    """The handler raised: its work was rolled back. Try again later, or give up and say why."""
+    log.error("due job %s failed:\n%s", job_id, error)
+    with transaction.atomic():
+        job = DueJob.objects.select_for_update().filter(pk=job_id).first()
+        if job is None or job.status not in (JobStatus.PENDING, JobStatus.QUEUED):
+            return
+        job.attempts += 1
+        job.last_error = error[-4000:]
+        if job.attempts >= MAX_ATTEMPTS:
+            job.status = JobStatus.FAILED
+            job.finished_at = timezone.now()
+        else:
+            job.status = JobStatus.PENDING
+            if job.test_clock_id is None:
+                job.due_at = timezone.now() + RETRY_BACKOFF * job.attempts
+        job.save()
+
+
+def claim_due(now=None, *, limit: int = 500) -> list[int]:
+    """Claim wall-clock jobs that are due (and ones whose worker vanished); return their ids.
+
+    Each claim is a conditional update that only one caller can win, so concurrent ticks on
+    several machines never hand out the same job twice.
+    """
+    now = now or timezone.now()
+    candidates = list(
+        DueJob.objects.filter(status=JobStatus.PENDING, test_clock__isnull=True, due_at__lte=now)
+        .order_by("due_at", "id")
+        .values_list("id", flat=True)[:limit]
+    )
+    stale = list(
+        DueJob.objects.filter(
+            status=JobStatus.QUEUED, test_clock__isnull=True, queued_at__lt=now - STALE_AFTER
+        ).values_list("id", flat=True)[:limit]
+    )
+    claimed = []
+    for job_id in candidates:
+        won = DueJob.objects.filter(pk=job_id, status=JobStatus.PENDING).update(
+            status=JobStatus.QUEUED, queued_at=now
+        )
+        if won:
+            claimed.append(job_id)
+    for job_id in stale:
+        won = DueJob.objects.filter(
+            pk=job_id, status=JobStatus.QUEUED, queued_at__lt=now - STALE_AFTER
+        ).update(queued_at=now)
+        if won:
+            claimed.append(job_id)
+    return claimed
+
+
+def tick() -> int:
+    """Hand every due wall-clock job to a worker. Called by the django-q2 schedule."""
+    from django_q.tasks import async_task
+
+    claimed = claim_due()
+    for job_id in claimed:
+        async_task("billing.tasks.run_due_job", job_id)
+    return len(claimed)
+
+
+def advance_clock(clock_id: str) -> None:
+    """Run a test clock's due jobs up to its `advancing_to`, in time order, then mark it ready.
+
+    `frozen_time` moves to each job's due time before the job runs, so everything the job does
+    happens "then" (SPEC R-CLOCK-2). Jobs that a job schedules within the window run too.
+    """
+    from billing import events
+
+    clock = TestClock.objects.get(pk=clock_id)
+    target = clock.advancing_to
+    if clock.status != TestClockStatus.ADVANCING or target is None:
+        return
+    while True:
+        job = (
+            DueJob.objects.filter(
+                test_clock_id=clock_id,
+                status__in=[JobStatus.PENDING, JobStatus.QUEUED],
+                due_at__lte=target,
+            )
+            .order_by("due_at", "id")
+            .first()
+        )
+        if job is None:
+            break
+        if job.due_at > clock.frozen_time:
+            TestClock.objects.filter(pk=clock_id).update(frozen_time=job.due_at)
+            clock.frozen_time = job.due_at
+        # A failure is recorded on the job by run(). A clock job keeps its due time, so the loop
+        # tries it again at once, until MAX_ATTEMPTS marks it failed; the simulation goes on.
+        with contextlib.suppress(Exception):
+            run(job.pk)
+    with transaction.atomic():
+        clock = TestClock.objects.select_for_update().get(pk=clock_id)
+        clock.frozen_time = max(clock.frozen_time, target)
+        clock.status = TestClockStatus.READY
+        clock.advancing_to = None
+        clock.save(update_fields=["frozen_time", "status", "advancing_to"])
+        events.emit("test_helpers.test_clock.ready", clock)

@@ -1,0 +1,542 @@
+"""The billing engine driven through test clocks: trials, renewals, payments, retries, expiry."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from billing import timeline
+from billing.choices import InvoiceStatus, JobStatus, PaymentIntentStatus, SubscriptionStatus
+from billing.models import DueJob, Event, Invoice, RecoverySettings, TestClock
+from billing.services import invoices as invoicing
+from billing.services import subscriptions as subs
+from billing.services.customers import add_card, create_customer
+from billing.services.test_clocks import advance_test_clock, create_test_clock
+from tests import factories
+
+START = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def clock(account):
+    return create_test_clock(account, frozen_time=START, name="scenario")
+
+
+@pytest.fixture
+def price(account):
+    return factories.make_price(account, unit_amount=3000)
+
+
+def _customer(account, clock, card="4242424242424242"):
+    customer = create_customer(account, livemode=False, email="c@example.com", test_clock=clock)
+    if card:
+        add_card(
+            customer,
+            card={"number": card, "exp_month": 12, "exp_year": 2030, "cvc": "123"},
+            set_default=True,
+        )
+    customer.refresh_from_db()
+    return customer
+
+
+@pytest.fixture(autouse=True)
+def _commit_hooks(django_capture_on_commit_callbacks):
+    """Advancing hands the clock to a worker after commit; run those hooks as a commit would."""
+    global _capture
+    _capture = django_capture_on_commit_callbacks
+
+
+def _advance(clock, **delta):
+    clock.refresh_from_db()
+    with _capture(execute=True):
+        advance_test_clock(clock, to=clock.frozen_time + timedelta(**delta))
+    clock.refresh_from_db()
+    assert clock.status == "ready"
+    return clock
+
+
+def _types(subscription_or_customer):
+    return list(
+        Event.objects.filter(customer_id=subscription_or_customer.customer_id)
+        .order_by("created", "id")
+        .values_list("type", flat=True)
+    )
+
+
+def test_a_subscription_with_a_good_card_is_active_and_its_first_invoice_paid(
+    account, clock, price
+):
+    # SPEC R-INV-4, R-INV-10
+    customer = _customer(account, clock)
+    sub = subs.create_subscription(customer, items=[{"price": price}])
+    assert sub.status == SubscriptionStatus.ACTIVE
+    assert sub.latest_invoice.status == InvoiceStatus.PAID
+    assert sub.latest_invoice.amount_paid == 3000
+    assert sub.current_period_end == datetime(2026, 2, 15, 12, 0, tzinfo=UTC)
+    types = _types(sub)
+    assert types.index("invoice.paid") > types.index("invoice.finalized")
+    assert "payment_intent.succeeded" in types
+
+
+def test_renewal_creates_a_draft_then_finalizes_and_charges_an_hour_later(account, clock, price):
+    # SPEC R-INV-2, R-TRIAL-3, R-CLOCK-2
+    customer = _customer(account, clock)
+    sub = subs.create_subscription(customer, items=[{"price": price}])
+    _advance(clock, days=31, minutes=30)
+    sub.refresh_from_db()
+    renewal = sub.latest_invoice
+    assert renewal.billing_reason == "subscription_cycle"
+    assert renewal.status == InvoiceStatus.DRAFT
+    assert renewal.created == datetime(2026, 2, 15, 12, 0, tzinfo=UTC)
+    _advance(clock, hours=1)
+    renewal.refresh_from_db()
+    assert renewal.status == InvoiceStatus.PAID
+    assert renewal.finalized_at == datetime(2026, 2, 15, 13, 0, tzinfo=UTC)
+
+
+def test_monthly_periods_keep_the_anchor_day(account, price):
+    # SPEC R-CLOCK-2: anchored on 31 January, renewals on 28 February then 31 March.
+    clock = create_test_clock(account, frozen_time=datetime(2026, 1, 31, 9, 0, tzinfo=UTC))
+    customer = _customer(account, clock)
+    sub = subs.create_subscription(customer, items=[{"price": price}])
+    assert sub.current_period_end == datetime(2026, 2, 28, 9, 0, tzinfo=UTC)
+    _advance(clock, days=29)
+    sub.refresh_from_db()
+    assert sub.current_period_end == datetime(2026, 3, 31, 9, 0, tzinfo=UTC)
+
+
+def test_a_trial_starts_trialing_with_a_zero_invoice_and_no_payment_method(account, clock, price):
+    # SPEC R-TRIAL-1
+    customer = _customer(account, clock, card=None)
+    sub = subs.create_subscription(customer, items=[{"price": price}], trial_period_days=14)
+    assert sub.status == SubscriptionStatus.TRIALING
+    assert sub.trial_end == START + timedelta(days=14)
+    assert sub.latest_invoice.total == 0
+    assert sub.latest_invoice.status == InvoiceStatus.PAID
+
+
+def test_trial_will_end_is_sent_three_days_before(account, clock, price):
+    # SPEC R-TRIAL-4
+    customer = _customer(account, clock)
+    sub = subs.create_subscription(customer, items=[{"price": price}], trial_period_days=14)
+    _advance(clock, days=10, hours=23)
+    assert "customer.subscription.trial_will_end" not in _types(sub)
+    _advance(clock, hours=2)
+    event = Event.objects.get(type="customer.subscription.trial_will_end", object_id=sub.pk)
+    assert event.created == START + timedelta(days=11)
+
+
+def test_trial_will_end_is_sent_at_once_for_a_short_trial(account, clock, price):
+    # SPEC R-TRIAL-4
+    customer = _customer(account, clock)
+    sub = subs.create_subscription(customer, items=[{"price": price}], trial_period_days=2)
+    _advance(clock, minutes=1)
+    event = Event.objects.get(type="customer.subscription.trial_will_end", object_id=sub.pk)
+    assert event.created == START
+
+
+def test_trial_end_invoices_and_charges_about_an_hour_later(account, clock, price):
+    # SPEC R-TRIAL-3
+    customer = _customer(account, clock)
+    sub = subs.create_subscription(customer, items=[{"price": price}], trial_period_days=7)
+    _advance(clock, days=7, minutes=1)
+    sub.refresh_from_db()
+    assert sub.latest_invoice.status == InvoiceStatus.DRAFT
+    assert sub.latest_invoice.amount_due == 3000
+    _advance(clock, hours=1)
+    sub.refresh_from_db()
+    assert sub.status == SubscriptionStatus.ACTIVE
+    assert sub.latest_invoice.status == InvoiceStatus.PAID
+    assert sub.current_period_start == START + timedelta(days=7)
+
+
+def test_trial_ended_now_starts_billing_at_once(account, clock, price):
+    # SPEC R-TRIAL-2
+    customer = _customer(account, clock)
+    sub = subs.create_subscription(customer, items=[{"price": price}], trial_period_days=30)
+    sub = subs.update_subscription(sub, trial_end="now")
+    assert sub.status == SubscriptionStatus.ACTIVE
+    assert sub.trial_end == START
+    assert sub.latest_invoice.billing_reason == "subscription_cycle"
+    assert not DueJob.objects.filter(target_id=sub.pk, kind="trial_end", status="pending").exists()
+
+
+def test_trial_moved_to_a_new_date_moves_its_jobs(account, clock, price):
+    # SPEC R-TRIAL-2
+    customer = _customer(account, clock)
+    sub = subs.create_subscription(customer, items=[{"price": price}], trial_period_days=7)
+    sub = subs.update_subscription(sub, trial_end=START + timedelta(days=20))
+    job = DueJob.objects.get(target_id=sub.pk, kind="trial_end", status="pending")
+    assert job.due_at == START + timedelta(days=20)
+
+
+@pytest.mark.parametrize(
+    ("behavior", "status", "event"),
+    [
+        ("cancel", SubscriptionStatus.CANCELED, "customer.subscription.deleted"),
+        ("pause", SubscriptionStatus.PAUSED, "customer.subscription.paused"),
+    ],
+)
+def test_trial_end_without_payment_method_follows_the_setting(
+    account, clock, price, behavior, status, event
+):
+    # SPEC R-TRIAL-6, R-TRIAL-7
+    customer = _customer(account, clock, card=None)
+    sub = subs.create_subscription(
+        customer, items=[{"price": price}], trial_period_days=7, missing_payment_method=behavior
+    )
+    _advance(clock, days=8)
+    sub.refresh_from_db()
+    assert sub.status == status
+    assert event in _types(sub)
+    assert not sub.invoices.filter(billing_reason="subscription_cycle").exists()
+
+
+def test_trial_end_without_payment_method_invoices_and_goes_past_due(account, clock, price):
+    # SPEC R-TRIAL-6 (create_invoice, the default)
+    customer = _customer(account, clock, card=None)
+    sub = subs.create_subscription(customer, items=[{"price": price}], trial_period_days=7)
+    _advance(clock, days=7, hours=2)
+    sub.refresh_from_db()
+    assert sub.status == SubscriptionStatus.PAST_DUE
+    assert sub.latest_invoice.status == InvoiceStatus.OPEN
+
+
+def test_anchor_after_trial_prorates_to_the_anchor_then_bills_full_cycles(account, price):
+    # SPEC R-TRIAL-5: trial 15th → 22nd, anchor the 1st.
+    clock = create_test_clock(account, frozen_time=datetime(2026, 4, 15, tzinfo=UTC))
+    customer = _customer(account, clock)
+    sub = subs.create_subscription(
+        customer,
+        items=[{"price": price}],
+        trial_end=datetime(2026, 4, 22, tzinfo=UTC),
+        billing_cycle_anchor=datetime(2026, 5, 1, tzinfo=UTC),
+    )
+    _advance(clock, days=7, hours=2)
+    sub.refresh_from_db()
+    prorated = sub.latest_invoice
+    # 9 days of April's 30: 3000 × 9/30 = 900.
+    assert prorated.amount_due == 900
+    assert prorated.status == InvoiceStatus.PAID
+    _advance(clock, days=9)
+    sub.refresh_from_db()
+    assert sub.current_period_start == datetime(2026, 5, 1, tzinfo=UTC)
+    assert sub.latest_invoice.amount_due == 3000
+    assert sub.current_period_end == datetime(2026, 6, 1, tzinfo=UTC)
+
+
+def test_a_declined_first_payment_leaves_the_subscription_incomplete(account, clock, price):
+    # SPEC R-SUB-2, R-INV-4
+    customer = _customer(account, clock, card="4000000000000002")
+    sub = subs.create_subscription(customer, items=[{"price": price}])
+    assert sub.status == SubscriptionStatus.INCOMPLETE
+    assert sub.latest_invoice.status == InvoiceStatus.OPEN
+    assert "invoice.payment_failed" in _types(sub)
+
+
+def test_an_incomplete_subscription_expires_after_23_hours(account, clock, price):
+    # SPEC R-SUB-2
+    customer = _customer(account, clock, card="4000000000000002")
+    sub = subs.create_subscription(customer, items=[{"price": price}])
+    _advance(clock, hours=22, minutes=59)
+    sub.refresh_from_db()
+    assert sub.status == SubscriptionStatus.INCOMPLETE
+    _advance(clock, minutes=2)
+    sub.refresh_from_db()
+    assert sub.status == SubscriptionStatus.INCOMPLETE_EXPIRED
+    assert sub.latest_invoice.status == InvoiceStatus.VOID
+    _advance(clock, days=40)
+    assert sub.invoices.count() == 1  # it never charges again
+
+
+def test_error_if_incomplete_raises_and_writes_nothing(account, clock, price):
+    # SPEC R-SUB-2
+    customer = _customer(account, clock, card="4000000000000002")
+    before = Invoice.objects.count()
+    with pytest.raises(invoicing.CardError) as error:
+        subs.create_subscription(
+            customer, items=[{"price": price}], payment_behavior="error_if_incomplete"
+        )
+    assert error.value.error["decline_code"] == "generic_decline"
+    assert Invoice.objects.count() == before
+    assert not customer.subscriptions.exists()
+
+
+def test_3ds_card_requires_action_then_confirm_pays(account, clock, price):
+    # SPEC R-INV-5
+    customer = _customer(account, clock, card="4000002500003155")
+    sub = subs.create_subscription(customer, items=[{"price": price}])
+    assert sub.status == SubscriptionStatus.INCOMPLETE
+    intent = sub.latest_invoice.payment_intent
+    assert intent.status == PaymentIntentStatus.REQUIRES_ACTION
+    assert "invoice.payment_action_required" in _types(sub)
+    invoicing.confirm_payment_intent(intent)
+    sub.refresh_from_db()
+    assert sub.status == SubscriptionStatus.ACTIVE
+    assert sub.latest_invoice.status == InvoiceStatus.PAID
+
+
+def _failing_renewal(account, clock, price, **settings):
+    RecoverySettings.objects.create(account=account, livemode=False, **settings)
+    customer = _customer(account, clock)
+    sub = subs.create_subscription(customer, items=[{"price": price}])
+    # The card starts failing after the first payment.
+    card = customer.invoice_settings_default_payment_method
+    card.test_behavior = "generic_decline"
+    card.save()
+    _advance(clock, days=31, hours=2)
+    sub.refresh_from_db()
+    return sub
+
+
+def test_a_failed_renewal_makes_the_subscription_past_due_and_schedules_a_retry(
+    account, clock, price
+):
+    # SPEC R-SUB-3, R-INV-9
+    sub = _failing_renewal(account, clock, price)
+    invoice = sub.latest_invoice
+    assert sub.status == SubscriptionStatus.PAST_DUE
+    assert invoice.attempt_count == 1
+    assert invoice.next_payment_attempt == invoice.finalized_at + timedelta(days=1)
+    assert DueJob.objects.filter(
+        kind="payment_retry", target_id=invoice.pk, status="pending"
+    ).exists()
+
+
+def test_custom_retries_run_on_schedule_then_cancel(account, clock, price):
+    # SPEC R-INV-9, R-SUB-4
+    sub = _failing_renewal(account, clock, price, retry_mode="custom", retry_days=[2, 3])
+    invoice = sub.latest_invoice
+    first = invoice.finalized_at
+    _advance(clock, days=2)
+    invoice.refresh_from_db()
+    assert invoice.attempt_count == 2
+    assert invoice.next_payment_attempt == first + timedelta(days=5)
+    _advance(clock, days=3)
+    invoice.refresh_from_db()
+    sub.refresh_from_db()
+    assert invoice.attempt_count == 3
+    assert invoice.next_payment_attempt is None
+    assert sub.status == SubscriptionStatus.CANCELED
+    assert invoice.auto_advance is False
+
+
+@pytest.mark.parametrize(
+    ("after_sub", "after_invoice", "status", "invoice_status"),
+    [
+        ("unpaid", "open", SubscriptionStatus.UNPAID, InvoiceStatus.OPEN),
+        ("past_due", "uncollectible", SubscriptionStatus.ACTIVE, InvoiceStatus.UNCOLLECTIBLE),
+        ("past_due", "open", SubscriptionStatus.PAST_DUE, InvoiceStatus.OPEN),
+    ],
+)
+def test_after_the_last_retry_the_settings_decide(
+    account, clock, price, after_sub, after_invoice, status, invoice_status
+):
+    # SPEC R-SUB-4 (an uncollectible latest invoice makes the subscription active, R-SUB-3)
+    sub = _failing_renewal(
+        account,
+        clock,
+        price,
+        retry_mode="custom",
+        retry_days=[1],
+        after_retries_subscription=after_sub,
+        after_retries_invoice=after_invoice,
+    )
+    _advance(clock, days=1)
+    sub.refresh_from_db()
+    assert sub.status == status
+    assert sub.latest_invoice.status == invoice_status
+
+
+def test_unpaid_subscriptions_get_draft_invoices_that_are_never_attempted(account, clock, price):
+    # SPEC R-SUB-5
+    sub = _failing_renewal(
+        account,
+        clock,
+        price,
+        retry_mode="custom",
+        retry_days=[1],
+        after_retries_subscription="unpaid",
+    )
+    _advance(clock, days=35)
+    sub.refresh_from_db()
+    newest = sub.latest_invoice
+    assert newest.status == InvoiceStatus.DRAFT
+    assert newest.auto_advance is False
+    assert newest.attempt_count == 0
+
+
+def test_paying_the_latest_invoice_makes_a_past_due_subscription_active(account, clock, price):
+    # SPEC R-SUB-3
+    sub = _failing_renewal(account, clock, price)
+    card = sub.customer.invoice_settings_default_payment_method
+    card.test_behavior = "succeed"
+    card.save()
+    invoicing.pay_invoice(sub.latest_invoice)
+    sub.refresh_from_db()
+    assert sub.status == SubscriptionStatus.ACTIVE
+    assert not DueJob.objects.filter(target_id=sub.latest_invoice_id, status="pending").exists()
+
+
+def test_canceling_stops_collection_on_open_invoices(account, clock, price):
+    # SPEC R-SUB-6
+    sub = _failing_renewal(account, clock, price)
+    subs.cancel_subscription(sub)
+    sub.refresh_from_db()
+    assert sub.status == SubscriptionStatus.CANCELED
+    assert sub.latest_invoice.auto_advance is False
+    assert sub.latest_invoice.next_payment_attempt is None
+    assert "customer.subscription.deleted" in _types(sub)
+    with pytest.raises(ValidationError):
+        subs.update_subscription(sub, metadata={"a": "b"})
+
+
+def test_cancel_at_period_end_cancels_when_the_period_ends(account, clock, price):
+    # SPEC R-SUB-8
+    customer = _customer(account, clock)
+    sub = subs.create_subscription(customer, items=[{"price": price}])
+    sub = subs.cancel_subscription(sub, at_period_end=True)
+    assert sub.status == SubscriptionStatus.ACTIVE and sub.cancel_at_period_end
+    _advance(clock, days=32)
+    sub.refresh_from_db()
+    assert sub.status == SubscriptionStatus.CANCELED
+    assert sub.ended_at == datetime(2026, 2, 15, 12, 0, tzinfo=UTC)
+    assert sub.invoices.count() == 1
+
+
+def test_a_paused_subscription_resumes_once_its_invoice_is_paid(account, clock, price):
+    # SPEC R-TRIAL-8, R-SUB-7
+    customer = _customer(account, clock, card=None)
+    sub = subs.create_subscription(
+        customer, items=[{"price": price}], trial_period_days=3, missing_payment_method="pause"
+    )
+    _advance(clock, days=5)
+    sub.refresh_from_db()
+    assert sub.status == SubscriptionStatus.PAUSED
+    _advance(clock, days=40)
+    assert sub.invoices.count() == 1  # paused: no invoices at all
+    with pytest.raises(ValidationError):
+        subs.update_subscription(sub, trial_end=START + timedelta(days=90))
+    add_card(
+        customer,
+        card={"number": "4242424242424242", "exp_month": 1, "exp_year": 2031},
+        set_default=True,
+    )
+    sub = subs.resume_subscription(sub, billing_cycle_anchor="now")
+    assert sub.status == SubscriptionStatus.ACTIVE
+    assert sub.latest_invoice.status == InvoiceStatus.PAID
+    assert "customer.subscription.resumed" in _types(sub)
+
+
+def test_resuming_a_subscription_that_is_not_paused_is_refused(account, clock, price):
+    # SPEC R-TRIAL-8
+    customer = _customer(account, clock)
+    sub = subs.create_subscription(customer, items=[{"price": price}])
+    with pytest.raises(ValidationError) as error:
+        subs.resume_subscription(sub)
+    assert "subscription" in error.value.message_dict
+
+
+def test_send_invoice_subscription_is_due_later_and_overdue_after(account, clock, price):
+    # SPEC R-SUB-9, R-INV-7
+    customer = _customer(account, clock, card=None)
+    sub = subs.create_subscription(
+        customer, items=[{"price": price}], collection_method="send_invoice", days_until_due=14
+    )
+    assert sub.status == SubscriptionStatus.ACTIVE
+    invoice = sub.latest_invoice
+    assert invoice.status == InvoiceStatus.OPEN
+    assert invoice.due_date == START + timedelta(days=14)
+    _advance(clock, days=15)
+    assert Event.objects.filter(type="invoice.overdue", object_id=invoice.pk).count() == 1
+
+
+def test_upcoming_renewal_notice_before_renewal(account, clock, price):
+    # SPEC R-INV-6
+    customer = _customer(account, clock)
+    subs.create_subscription(customer, items=[{"price": price}])
+    _advance(clock, days=24, hours=1)
+    event = Event.objects.get(type="invoice.upcoming", customer_id=customer.pk)
+    assert event.created == datetime(2026, 2, 8, 12, 0, tzinfo=UTC)
+
+
+def test_automatic_tax_without_location_fails_finalization(account, clock, price):
+    # SPEC R-INV-3
+    customer = _customer(account, clock)
+    sub = subs.create_subscription(customer, items=[{"price": price}])
+    _advance(clock, days=31, minutes=10)
+    sub.refresh_from_db()
+    draft = sub.latest_invoice
+    Invoice.objects.filter(pk=draft.pk).update(automatic_tax_enabled=True)
+    _advance(clock, hours=1)
+    draft.refresh_from_db()
+    sub.refresh_from_db()
+    assert draft.status == InvoiceStatus.DRAFT
+    assert draft.automatic_tax_status == "requires_location_inputs"
+    assert draft.last_finalization_error["code"]
+    assert "invoice.finalization_failed" in _types(sub)
+    assert sub.status == SubscriptionStatus.ACTIVE
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"trial_end": START - timedelta(days=1)}, "trial_end"),
+        (
+            {"trial_period_days": 7, "billing_cycle_anchor": START + timedelta(days=3)},
+            "billing_cycle_anchor",
+        ),
+        ({"items": [{"quantity": 0}]}, "items[0][quantity]"),
+        ({"collection_method": "send_invoice"}, "days_until_due"),
+        ({"items": []}, "items"),
+    ],
+)
+def test_bad_input_names_the_field_and_writes_nothing(account, clock, price, kwargs, field):
+    customer = _customer(account, clock)
+    kwargs.setdefault("items", [{"price": price}])
+    if kwargs["items"] and "price" not in kwargs["items"][0]:
+        kwargs["items"][0]["price"] = price
+    with pytest.raises(ValidationError) as error:
+        subs.create_subscription(customer, **kwargs)
+    assert field in error.value.message_dict
+    assert not customer.subscriptions.exists()
+
+
+def test_mixed_currencies_are_refused(account, clock, price):
+    customer = _customer(account, clock)
+    euro = factories.make_price(account, currency="eur", product=price.product)
+    with pytest.raises(ValidationError) as error:
+        subs.create_subscription(customer, items=[{"price": price}, {"price": euro}])
+    assert "items[1][price]" in error.value.message_dict
+
+
+def test_two_workers_draining_the_same_due_jobs_run_each_once(account, price):
+    # DESIGN: claims are conditional updates; a second claim or run of a job does nothing.
+    customer = factories.make_customer(account)
+    sub = factories.make_subscription(customer, price=price)
+    job = DueJob.objects.create(
+        account=account, kind="upcoming_renewal", target_id=sub.pk, due_at=START
+    )
+    first = timeline.claim_due(now=START + timedelta(minutes=1))
+    second = timeline.claim_due(now=START + timedelta(minutes=1))
+    assert first == [job.pk] and second == []
+    assert timeline.run(job.pk) is True
+    assert timeline.run(job.pk) is False
+    job.refresh_from_db()
+    assert job.status == JobStatus.DONE and job.attempts == 1
+    assert Event.objects.filter(type="invoice.upcoming", object_id=sub.pk).count() == 1
+
+
+def test_events_are_ordered_as_things_happened(account, clock, price):
+    # SPEC R-EVT-1
+    customer = _customer(account, clock)
+    sub = subs.create_subscription(customer, items=[{"price": price}])
+    _advance(clock, days=32)
+    created = list(
+        Event.objects.filter(customer_id=customer.pk)
+        .order_by("id")
+        .values_list("created", flat=True)
+    )
+    assert created == sorted(created)
+    assert TestClock.objects.get(pk=clock.pk).frozen_time == START + timedelta(days=32)
+    assert sub.pk
