@@ -111,15 +111,19 @@ def build(
     idempotency_key: str | None = None,
     created=None,
     livemode: bool | None = None,
+    payload: dict | None = None,
 ) -> Event:
     """The unsaved `Event` recording that `obj` changed, as an event of `type`.
 
     `data.object` is `obj` as it is now; `previous_attributes` (for `*.updated` events) holds the
     changed fields' old values. `created` defaults to the object's clock (SPEC R-CORE-4).
     `livemode` is only needed for objects without a mode of their own (accounts; default test).
+    `payload` replaces `serialize(obj)` for events about an object that does not exist yet
+    (`invoice.upcoming` carries a preview of the next invoice; `obj` is its subscription).
     """
     validate_event_type(type)
-    payload = serialize(obj)
+    if payload is None:
+        payload = serialize(obj)
     data = {"object": payload}
     if previous_attributes is not None:
         data["previous_attributes"] = previous_attributes
@@ -137,7 +141,7 @@ def build(
         livemode=mode,
         type=type,
         data=data,
-        object_id=str(payload["id"]),
+        object_id=str(payload["id"] or obj.pk),
         customer_id=_customer_id(obj),
         request_id=request_id,
         request_idempotency_key=idempotency_key,

@@ -933,6 +933,38 @@ def _renewal_due(subscription: Subscription, job) -> None:
     _start_cycle(subscription, start=subscription.current_period_end, now=now)
 
 
+def preview_next_invoice(subscription: Subscription) -> dict:
+    """The invoice the next renewal will create, rendered as Stripe renders an upcoming invoice
+    (no id). It is built by the renewal code itself inside a savepoint that is rolled back, so
+    the preview cannot drift from what renewal really does."""
+    savepoint = transaction.savepoint()
+    try:
+        start = subscription.current_period_end
+        interval, count = _price_interval(subscription)
+        end = periods.next_boundary(subscription.billing_cycle_anchor, interval, count, start)
+        items = list(subscription.items.select_related("price__product"))
+        invoice = invoicing.create_invoice(
+            subscription.customer,
+            subscription=subscription,
+            billing_reason=BillingReason.SUBSCRIPTION_CYCLE,
+            currency=subscription.currency,
+            period_start=subscription.current_period_start,
+            period_end=start,
+            lines=_item_lines(subscription, items, start=start, end=end),
+            collection_method=subscription.collection_method,
+        )
+        invoice.created = start
+        payload = serialize(invoice)
+    finally:
+        transaction.savepoint_rollback(savepoint)
+    payload["id"] = None
+    payload["number"] = None
+    payload["lines"]["url"] = f"/v1/invoices/upcoming/lines?subscription={subscription.pk}"
+    for line in payload["lines"]["data"]:
+        line["invoice"] = None
+    return payload
+
+
 @timeline.handler("upcoming_renewal", target=_load_subscription)
 def _upcoming_renewal_due(subscription: Subscription, job) -> None:
     """SPEC R-INV-6: `invoice.upcoming` before a renewal, for automatic collection only."""
@@ -942,7 +974,7 @@ def _upcoming_renewal_due(subscription: Subscription, job) -> None:
         and subscription.collection_method == CollectionMethod.CHARGE_AUTOMATICALLY
         and not subscription.cancel_at_period_end
     ):
-        events.emit("invoice.upcoming", subscription)
+        events.emit("invoice.upcoming", subscription, payload=preview_next_invoice(subscription))
 
 
 @timeline.handler("incomplete_expiry", target=_load_subscription)

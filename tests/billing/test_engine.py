@@ -458,6 +458,14 @@ def test_upcoming_renewal_notice_before_renewal(account, clock, price):
     _advance(clock, days=24, hours=1)
     event = Event.objects.get(type="invoice.upcoming", customer_id=customer.pk)
     assert event.created == datetime(2026, 2, 8, 12, 0, tzinfo=UTC)
+    preview = event.data["object"]
+    assert preview["object"] == "invoice" and preview["id"] is None
+    assert preview["amount_due"] == 3000
+    assert preview["lines"]["data"][0]["period"]["start"] == int(
+        datetime(2026, 2, 15, 12, 0, tzinfo=UTC).timestamp()
+    )
+    assert Invoice.objects.filter(customer=customer).count() == 1  # the preview left nothing behind
+    assert not Event.objects.filter(type="invoice.created", created__gt=START).exists()
 
 
 def test_automatic_tax_without_location_fails_finalization(account, clock, price):
