@@ -10,6 +10,7 @@ last four digits, expiry, fingerprint…) and the number is dropped.
 """
 
 import abc
+import copy
 import datetime
 import hashlib
 from dataclasses import dataclass
@@ -301,7 +302,9 @@ class TestGateway(PaymentGateway):
                     message="Your card was declined. This transaction requires authentication.",
                 )
             return ChargeResult(
-                status=REQUIRES_ACTION, error=error, next_action=dict(THREE_D_SECURE_ACTION)
+                status=REQUIRES_ACTION,
+                error=error,
+                next_action=copy.deepcopy(THREE_D_SECURE_ACTION),
             )
         return self._settle(payment_method)
 

@@ -79,7 +79,7 @@ def make_price(
             "type": PriceType.RECURRING,
             "recurring_interval": interval,
             "recurring_interval_count": kwargs.pop("interval_count", 1),
-            "recurring_usage_type": UsageType.LICENSED,
+            "recurring_usage_type": kwargs.pop("recurring_usage_type", UsageType.LICENSED),
         }
     return Price.objects.create(
         account=account,
@@ -292,3 +292,47 @@ def make_dashboard_objects(customer: Customer) -> dict:
     if not customer.livemode:
         objects["test_clock"] = make_test_clock(customer.account, name="Renewal rehearsal")
     return objects
+
+
+def make_invoice_item(
+    customer: Customer, amount=1500, subscription=None, invoice=None, price=None, **kwargs
+):
+    """A one-off charge of `amount` waiting for `customer`'s next invoice (or on `invoice`)."""
+    from billing.models import InvoiceItem
+
+    start = kwargs.pop("period_start", timezone.now())
+    kwargs.setdefault("currency", price.currency if price else "usd")
+    kwargs.setdefault("description", "Setup fee")
+    return InvoiceItem.objects.create(
+        account=customer.account,
+        livemode=customer.livemode,
+        customer=customer,
+        subscription=subscription,
+        invoice=invoice,
+        price=price,
+        amount=amount,
+        period_start=start,
+        period_end=kwargs.pop("period_end", start),
+        **kwargs,
+    )
+
+
+def make_due_job(obj, kind="renewal", due_at=None, **kwargs):
+    """A pending due job of `kind` about `obj` (anything with an account, a mode and an id)."""
+    from billing.models import DueJob
+
+    return DueJob.objects.create(
+        account_id=obj.account_id,
+        livemode=obj.livemode,
+        kind=kind,
+        target_id=obj.pk,
+        due_at=due_at or timezone.now() + timedelta(days=30),
+        **kwargs,
+    )
+
+
+def make_recovery_settings(account: Account, livemode=False, **kwargs):
+    """`account`'s revenue-recovery settings for one mode (smart retries unless told otherwise)."""
+    from billing.models import RecoverySettings
+
+    return RecoverySettings.objects.create(account=account, livemode=livemode, **kwargs)

@@ -15,14 +15,32 @@ from billing.services.accounts import (
     update_account_settings,
     validate_timezone,
 )
+from billing.services.customers import (
+    add_card,
+    attach_payment_method,
+    create_customer,
+    create_payment_method,
+    delete_customer,
+    detach_payment_method,
+    set_default_payment_method,
+    update_customer,
+)
 
 __all__ = [
+    "add_card",
+    "attach_payment_method",
     "changed_attributes",
+    "create_customer",
+    "create_payment_method",
+    "delete_customer",
+    "detach_payment_method",
     "issue_api_key",
     "known_timezones",
     "remove_exchange_rate",
     "revoke_api_key",
+    "set_default_payment_method",
     "set_exchange_rate",
     "update_account_settings",
+    "update_customer",
     "validate_timezone",
 ]

@@ -28,15 +28,18 @@ ACCOUNT_SETTINGS_FIELDS = frozenset(
 
 
 def changed_attributes(before: dict, after: dict) -> dict:
-    """Stripe's `previous_attributes`: the old values of what changed, nested as in the object."""
+    """Stripe's `previous_attributes`: the old values of what changed, nested as in the object.
+
+    A key that appeared (a new metadata key) is reported with its old value, null, as Stripe does.
+    """
     changed = {}
-    for key, old in before.items():
-        new = after.get(key)
+    for key in before.keys() | after.keys():
+        old, new = before.get(key), after.get(key)
         if isinstance(old, dict) and isinstance(new, dict):
             inner = changed_attributes(old, new)
             if inner:
                 changed[key] = inner
-        elif old != new:
+        elif old != new or key not in before:
             changed[key] = old
     return changed
 

@@ -197,21 +197,6 @@ CUSTOMER_CLEANERS: dict[str, Callable] = {
 }
 
 
-def _previous_attributes(before: dict, after: dict) -> dict:
-    """`changed_attributes`, plus keys that appeared inside a nested map (a new metadata key):
-    Stripe reports those in `previous_attributes` with their old value, null."""
-    previous = changed_attributes(before, after)
-    for key, new in after.items():
-        old = before.get(key)
-        if isinstance(old, dict) and isinstance(new, dict):
-            inner = _previous_attributes(old, new)
-            if inner:
-                previous[key] = inner
-        elif key not in before:
-            previous[key] = None
-    return previous
-
-
 def _copy_state(source, target) -> None:
     """Give the caller's instance the saved state of the locked copy the service worked on."""
     if target is source:
@@ -358,7 +343,7 @@ def update_customer(customer: Customer, *, request_id: str | None = None, **fiel
             changed.append(field)
     if changed:
         locked.save(update_fields=sorted(changed))
-        previous = _previous_attributes(before, serialize(locked))
+        previous = changed_attributes(before, serialize(locked))
         if previous:
             events.emit(
                 "customer.updated", locked, previous_attributes=previous, request_id=request_id

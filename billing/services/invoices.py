@@ -39,6 +39,7 @@ from billing.models import (
 )
 from billing.serializers import serialize
 from billing.services.accounts import changed_attributes
+from billing.validators import validate_metadata
 
 # SPEC R-INV-2: a renewal invoice waits about an hour as a draft before it is finalized.
 FINALIZATION_DELAY = timedelta(hours=1)
@@ -190,6 +191,104 @@ def create_invoice(
     compute_totals(invoice)
     invoice.save()
     events.emit("invoice.created", invoice)
+    return invoice
+
+
+@transaction.atomic
+def create_invoice_item(
+    customer,
+    *,
+    price=None,
+    amount: int | None = None,
+    currency: str | None = None,
+    quantity: int = 1,
+    description: str = "",
+    subscription=None,
+    metadata=None,
+    request_id=None,
+) -> InvoiceItem:
+    """A pending charge for the customer's next invoice: a one-off price, or an amount."""
+    if customer.deleted_at is not None:
+        raise ValidationError({"customer": "This customer has been deleted."})
+    if (price is None) == (amount is None):
+        raise ValidationError({"price": "Give either a price or an amount."})
+    if not isinstance(quantity, int) or quantity < 1:
+        raise ValidationError({"quantity": "Quantity must be at least 1."})
+    if price is not None:
+        if price.account_id != customer.account_id or price.livemode != customer.livemode:
+            raise ValidationError({"price": "No such price."})
+        amount, currency = price.unit_amount * quantity, price.currency
+        description = description or f"{quantity} × {price.product.name}"
+    else:
+        if isinstance(amount, bool) or not isinstance(amount, int):
+            raise ValidationError({"amount": "The amount is a whole number of minor units."})
+        if not currency:
+            raise ValidationError({"currency": "An amount needs a currency."})
+    if metadata:
+        validate_metadata(metadata)
+    now = now_for(customer)
+    item = InvoiceItem.objects.create(
+        account_id=customer.account_id,
+        livemode=customer.livemode,
+        customer=customer,
+        subscription=subscription,
+        price=price,
+        amount=amount,
+        currency=currency.lower(),
+        quantity=quantity,
+        description=description,
+        period_start=now,
+        period_end=now,
+        metadata=metadata or {},
+        created=now,
+    )
+    events.emit("invoiceitem.created", item, request_id=request_id)
+    return item
+
+
+@transaction.atomic
+def create_manual_invoice(
+    customer,
+    *,
+    collection_method: str = CollectionMethod.CHARGE_AUTOMATICALLY,
+    days_until_due: int | None = None,
+    auto_advance: bool = False,
+    description: str = "",
+    metadata=None,
+    request_id=None,
+) -> Invoice:
+    """A draft `manual` invoice gathering the customer's pending one-off invoice items.
+
+    Like Stripe, a manual invoice is a draft until finalized (`auto_advance` finalizes it in
+    about an hour)."""
+    if customer.deleted_at is not None:
+        raise ValidationError({"customer": "This customer has been deleted."})
+    pending = InvoiceItem.objects.filter(customer=customer, invoice__isnull=True, subscription=None)
+    currencies = set(pending.values_list("currency", flat=True))
+    if not currencies:
+        raise ValidationError({"customer": "Nothing to invoice: add invoice items first."})
+    if len(currencies) > 1:
+        raise ValidationError({"currency": "Pending items are in several currencies."})
+    if collection_method == CollectionMethod.SEND_INVOICE and days_until_due is None:
+        raise ValidationError({"days_until_due": "send_invoice invoices need days_until_due."})
+    if metadata:
+        validate_metadata(metadata)
+    now = now_for(customer)
+    invoice = create_invoice(
+        customer,
+        billing_reason=BillingReason.MANUAL,
+        currency=currencies.pop(),
+        period_start=now,
+        period_end=now,
+        lines=[],
+        collection_method=collection_method,
+        days_until_due=days_until_due,
+        auto_advance=auto_advance,
+        metadata=metadata,
+        description=description,
+    )
+    if auto_advance:
+        schedule_finalization(invoice)
     return invoice
 
 
@@ -605,8 +704,16 @@ def _load_invoice(invoice_id):
 
 @timeline.handler("finalize_invoice", target=_load_invoice)
 def _finalize_due(invoice: Invoice, job) -> None:
-    if invoice.status == InvoiceStatus.DRAFT and invoice.auto_advance:
-        finalize_invoice(invoice)
+    if invoice.status != InvoiceStatus.DRAFT or not invoice.auto_advance:
+        return
+    paused = invoice.subscription.pause_collection_behavior if invoice.subscription_id else None
+    if paused in ("mark_uncollectible", "void"):
+        # pause_collection: the invoice is finalized but never collected (SPEC R-SUB-7).
+        invoice = finalize_invoice(invoice, collect=False)
+        if invoice.status == InvoiceStatus.OPEN:
+            (mark_uncollectible if paused == "mark_uncollectible" else void_invoice)(invoice)
+        return
+    finalize_invoice(invoice)
 
 
 @timeline.handler("payment_retry", target=_load_invoice)

@@ -60,6 +60,10 @@ def _item_lines(subscription, items, *, start, end, amount_for=None, description
     lines = []
     for item in items:
         full = item.price.unit_amount * item.quantity
+        if item.price.recurring_usage_type == "metered":
+            # Metered prices bill reported usage in arrears; no usage is reported to this
+            # product, so they bill nothing (and never for a trial, SPEC R-TRIAL-9).
+            full = 0
         amount = full if amount_for is None else amount_for(full)
         lines.append(
             {
@@ -873,6 +877,19 @@ def _start_cycle(
         "customer.subscription.updated", subscription, before, request_id=request_id
     )
     unpaid = subscription.status == SubscriptionStatus.UNPAID
+    if (
+        subscription.pause_collection_resumes_at is not None
+        and subscription.pause_collection_resumes_at <= start
+    ):
+        # Collection resumes by itself at `resumes_at`.
+        subscription.pause_collection_behavior = None
+        subscription.pause_collection_resumes_at = None
+        subscription.save(
+            update_fields=["pause_collection_behavior", "pause_collection_resumes_at"]
+        )
+    # pause_collection (unlike the paused status, R-SUB-7): invoices are still created;
+    # keep_as_draft leaves them drafts, the other behaviors act at finalization.
+    keep_as_draft = subscription.pause_collection_behavior == "keep_as_draft"
     invoice = invoicing.create_invoice(
         subscription.customer,
         subscription=subscription,
@@ -883,11 +900,11 @@ def _start_cycle(
         lines=lines,
         collection_method=subscription.collection_method,
         # R-SUB-5: an unpaid subscription's new invoices stay drafts, nothing is attempted.
-        auto_advance=not unpaid,
+        auto_advance=not (unpaid or keep_as_draft),
     )
     subscription.latest_invoice = invoice
     subscription.save(update_fields=["latest_invoice"])
-    if not unpaid:
+    if invoice.auto_advance:
         invoicing.schedule_finalization(invoice)
     _schedule_cycle_jobs(subscription)
     return invoice

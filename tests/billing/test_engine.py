@@ -548,3 +548,115 @@ def test_events_are_ordered_as_things_happened(account, clock, price):
     assert created == sorted(created)
     assert TestClock.objects.get(pk=clock.pk).frozen_time == START + timedelta(days=32)
     assert sub.pk
+
+
+@pytest.mark.parametrize(
+    ("behavior", "invoice_status"),
+    [
+        ("keep_as_draft", InvoiceStatus.DRAFT),
+        ("mark_uncollectible", InvoiceStatus.UNCOLLECTIBLE),
+        ("void", InvoiceStatus.VOID),
+    ],
+)
+def test_pause_collection_keeps_invoicing_without_collecting(
+    account, clock, price, behavior, invoice_status
+):
+    # SPEC R-SUB-7: invoices keep being created, nothing is collected, no paused events.
+    customer = _customer(account, clock)
+    sub = subs.create_subscription(customer, items=[{"price": price}])
+    subs.update_subscription(sub, pause_collection={"behavior": behavior})
+    _advance(clock, days=31, hours=2)
+    sub.refresh_from_db()
+    renewal = sub.latest_invoice
+    assert renewal.billing_reason == "subscription_cycle"
+    assert renewal.status == invoice_status
+    assert renewal.amount_paid == 0
+    assert sub.status == SubscriptionStatus.ACTIVE
+    types = _types(sub)
+    assert "customer.subscription.paused" not in types
+    assert "customer.subscription.resumed" not in types
+
+
+def test_pause_collection_ends_at_resumes_at(account, clock, price):
+    # SPEC R-SUB-7
+    customer = _customer(account, clock)
+    sub = subs.create_subscription(customer, items=[{"price": price}])
+    subs.update_subscription(
+        sub, pause_collection={"behavior": "void", "resumes_at": START + timedelta(days=40)}
+    )
+    _advance(clock, days=62)
+    sub.refresh_from_db()
+    statuses = list(sub.invoices.order_by("created").values_list("status", flat=True))
+    assert statuses == [InvoiceStatus.PAID, InvoiceStatus.VOID, InvoiceStatus.PAID]
+    assert sub.pause_collection_behavior is None
+
+
+def test_metered_usage_during_a_trial_is_not_billed(account, clock):
+    # SPEC R-TRIAL-9
+    metered = factories.make_price(account, unit_amount=5, recurring_usage_type="metered")
+    customer = _customer(account, clock)
+    sub = subs.create_subscription(customer, items=[{"price": metered}], trial_period_days=7)
+    _advance(clock, days=7, hours=2)
+    sub.refresh_from_db()
+    assert sub.latest_invoice.billing_reason == "subscription_cycle"
+    assert sub.latest_invoice.amount_due == 0
+
+
+def test_one_off_items_added_at_trial_start_are_billed_on_the_trial_invoice(account, clock, price):
+    # SPEC R-TRIAL-10
+    setup_fee = factories.make_price(account, unit_amount=5000, interval=None, product_name="Setup")
+    customer = _customer(account, clock)
+    sub = subs.create_subscription(
+        customer,
+        items=[{"price": price}],
+        trial_period_days=14,
+        add_invoice_items=[{"price": setup_fee}],
+    )
+    first = sub.latest_invoice
+    assert first.amount_due == 5000
+    assert first.status == InvoiceStatus.PAID
+    assert sub.status == SubscriptionStatus.TRIALING
+    assert sorted(first.lines.values_list("amount", flat=True)) == [0, 5000]
+
+
+def test_a_manual_invoice_gathers_pending_items_and_is_paid_with_a_card(account, clock):
+    # SPEC R-INV-1 (billing_reason manual), R-INV-4
+    customer = _customer(account, clock)
+    invoicing.create_invoice_item(customer, amount=1250, currency="usd", description="Consulting")
+    invoicing.create_invoice_item(customer, amount=750, currency="usd", description="Training")
+    invoice = invoicing.create_manual_invoice(customer)
+    assert invoice.billing_reason == "manual"
+    assert invoice.status == InvoiceStatus.DRAFT
+    assert invoice.total == 2000
+    invoice = invoicing.finalize_invoice(invoice)
+    # auto_advance is off for a manual invoice: finalizing does not charge it.
+    assert invoice.status == InvoiceStatus.OPEN
+    assert invoice.number
+    invoice = invoicing.pay_invoice(invoice)
+    assert invoice.status == InvoiceStatus.PAID
+
+
+def test_a_manual_invoice_without_items_is_refused(account, clock):
+    customer = _customer(account, clock)
+    with pytest.raises(ValidationError) as error:
+        invoicing.create_manual_invoice(customer)
+    assert "customer" in error.value.message_dict
+
+
+def test_void_and_uncollectible_only_apply_to_open_invoices(account, clock, price):
+    # SPEC R-INV-1, R-INV-8
+    customer = _customer(account, clock, card="4000000000000002")
+    sub = subs.create_subscription(customer, items=[{"price": price}])
+    invoice = invoicing.mark_uncollectible(sub.latest_invoice)
+    assert invoice.status == InvoiceStatus.UNCOLLECTIBLE
+    assert not DueJob.objects.filter(target_id=invoice.pk, status="pending").exists()
+    with pytest.raises(ValidationError):
+        invoicing.void_invoice(invoice)
+
+
+def test_invoice_numbers_are_sequential_per_account(account, clock, price):
+    customer = _customer(account, clock)
+    sub = subs.create_subscription(customer, items=[{"price": price}])
+    _advance(clock, days=32)
+    numbers = list(sub.invoices.order_by("created").values_list("number", flat=True))
+    assert [n.rsplit("-", 1)[1] for n in numbers] == ["0001", "0002"]
