@@ -64,7 +64,7 @@ def emit_updated(event_type: str, obj, before: dict, **options):
     after = serialize(obj)
     changed = changed_attributes(before, after)
     if changed:
-        events.emit(event_type, obj, previous_attributes=changed, **options)
+        events.emit(event_type, obj, previous_attributes=changed, payload=after, **options)
     return changed
 
 
