@@ -25,8 +25,42 @@ from billing.services.customers import (
     set_default_payment_method,
     update_customer,
 )
+from billing.services.invoices import (
+    CardError,
+    confirm_payment_intent,
+    create_invoice_item,
+    create_manual_invoice,
+    finalize_invoice,
+    mark_uncollectible,
+    pay_invoice,
+    void_invoice,
+)
+from billing.services.subscriptions import (
+    cancel_subscription,
+    create_subscription,
+    mark_unpaid,
+    resume_subscription,
+    update_subscription,
+)
+from billing.services.test_clocks import advance_test_clock, create_test_clock, delete_test_clock
 
 __all__ = [
+    "CardError",
+    "advance_test_clock",
+    "cancel_subscription",
+    "confirm_payment_intent",
+    "create_invoice_item",
+    "create_manual_invoice",
+    "create_subscription",
+    "create_test_clock",
+    "delete_test_clock",
+    "finalize_invoice",
+    "mark_uncollectible",
+    "mark_unpaid",
+    "pay_invoice",
+    "resume_subscription",
+    "update_subscription",
+    "void_invoice",
     "add_card",
     "attach_payment_method",
     "changed_attributes",
