@@ -5,23 +5,30 @@ query (`list_select_related`), and skips the full `COUNT(*)` (`show_full_result_
 page costs the same number of queries with 20 rows or 20 million. Foreign keys are edited with
 raw-id or autocomplete widgets, never a `<select>` of every customer. What the engine derives
 (ids, timestamps, balances, finalized amounts, the event log) is read-only here: state changes
-that matter go through services, and later admin actions will call those.
+that matter go through services, and the admin actions below call those: retry a payment, void
+an invoice, cancel a subscription, run a due job now. An action reports each selected object's
+outcome on its own line, so one failure never hides the others (and never becomes a 500).
 """
 
 import json
+import logging
 from functools import cache
 
+from django import forms
 from django.apps import apps
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.utils import quote
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.forms.models import BaseInlineFormSet
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.text import Truncator
 
-from billing.choices import InvoiceStatus
+from billing import timeline
+from billing.choices import InvoiceStatus, JobStatus, PaymentIntentStatus, RetryMode
 from billing.ids import IdFactory
 from billing.models import (
     Account,
@@ -30,20 +37,27 @@ from billing.models import (
     Customer,
     CustomerBalanceTransaction,
     Discount,
+    DueJob,
     Event,
     ExchangeRate,
     Invoice,
+    InvoiceItem,
     InvoiceLineItem,
     Membership,
     PaymentIntent,
     PaymentMethod,
     Price,
     Product,
+    RecoverySettings,
     Subscription,
     SubscriptionItem,
     TestClock,
 )
 from billing.money import format_amount
+from billing.services import invoices as invoice_services
+from billing.services import subscriptions as subscription_services
+
+log = logging.getLogger(__name__)
 
 # ---------------------------------------------------------------------------------------------
 # Links and formatted columns
@@ -124,6 +138,36 @@ def link_column(field: str, description: str | None = None, ordering: str | None
 
 account_link = link_column("account", ordering="account__name")
 customer_link = link_column("customer", ordering="customer__email")
+
+
+# ---------------------------------------------------------------------------------------------
+# Actions: each selected object goes through one service call, and gets its own message.
+
+
+def error_text(error: Exception) -> str:
+    """What a service refused, in words: a ValidationError's messages, else the exception's."""
+    if isinstance(error, ValidationError):
+        return " ".join(error.messages)
+    return str(error) or type(error).__name__
+
+
+def for_each(model_admin, request, objects, act) -> None:
+    """Call `act(obj)` for every object and report each outcome with `message_user`.
+
+    `act` returns `(level, text)` for the object. A service's ValidationError is reported as
+    an error on that object; anything unexpected is logged and reported the same way, so one
+    object's failure leaves the others' outcomes (and the page) intact. Services run in their
+    own transaction, so a failed one has written nothing.
+    """
+    for obj in objects:
+        try:
+            level, text = act(obj)
+        except ValidationError as error:
+            level, text = messages.ERROR, error_text(error)
+        except Exception as error:
+            log.exception("admin action on %s %s failed", type(obj).__name__, obj.pk)
+            level, text = messages.ERROR, f"failed: {error_text(error)}"
+        model_admin.message_user(request, f"{obj}: {text}", level=level)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -240,10 +284,12 @@ class AccountAdmin(BillingAdmin):
     search_fields = ("=id", "name", "email", "branding_display_name")
     search_help_text = "Account id, name or email"
     autocomplete_fields = ("platform",)
-    readonly_fields = ("id", "created")
+    readonly_fields = ("id", "created", "invoice_sequence_test", "invoice_sequence_live")
     fieldsets = (
         (None, {"fields": ("id", "type", "platform", "name", "email", "country", "created")}),
         ("Defaults", {"fields": ("default_currency", "timezone")}),
+        # The last invoice number given in each mode: only finalization moves these counters.
+        ("Invoice numbering", {"fields": ("invoice_sequence_test", "invoice_sequence_live")}),
         (
             "Branding",
             {
@@ -624,6 +670,30 @@ class SubscriptionAdmin(ModeScopedAdmin):
         ("Other", {"fields": ("test_clock", "metadata")}),
     )
     inlines = (SubscriptionItemInline,)
+    actions = ("cancel_now", "cancel_at_period_end")
+
+    @admin.action(description="Cancel subscription now")
+    def cancel_now(self, request, queryset):
+        def cancel(subscription):
+            subscription_services.cancel_subscription(subscription)
+            return messages.SUCCESS, "canceled."
+
+        for_each(self, request, queryset, cancel)
+
+    @admin.action(description="Cancel at period end")
+    def cancel_at_period_end(self, request, queryset):
+        def schedule_cancellation(subscription):
+            ended = subscription.status in subscription_services.ENDED
+            if subscription.cancel_at_period_end and not ended:
+                # Asking again would only move `canceled_at`, the time the customer asked.
+                return messages.INFO, "already cancels at the end of its period."
+            subscription = subscription_services.cancel_subscription(
+                subscription, at_period_end=True
+            )
+            ends = f"{subscription.cancel_at:%Y-%m-%d %H:%M} UTC"
+            return messages.SUCCESS, f"cancels at the end of its period ({ends})."
+
+        for_each(self, request, queryset, schedule_cancellation)
 
 
 @admin.register(SubscriptionItem)
@@ -793,6 +863,31 @@ class InvoiceAdmin(ModeScopedAdmin):
         ("Other", {"fields": ("test_clock", "metadata")}),
     )
     inlines = (InvoiceLineInline,)
+    actions = ("retry_payment", "void")
+
+    @admin.action(description="Retry payment now")
+    def retry_payment(self, request, queryset):
+        def retry(invoice):
+            try:
+                invoice = invoice_services.pay_invoice(invoice)
+            except invoice_services.CardError as declined:
+                return messages.ERROR, f"payment declined: {declined}"
+            if invoice.status == InvoiceStatus.PAID:
+                return messages.SUCCESS, "paid."
+            intent = invoice.payment_intent
+            if intent is not None and intent.status == PaymentIntentStatus.REQUIRES_ACTION:
+                return messages.WARNING, "the customer must authenticate the payment (3-D Secure)."
+            return messages.WARNING, f"still {invoice.status}."
+
+        for_each(self, request, queryset.select_related("customer"), retry)
+
+    @admin.action(description="Void invoice")
+    def void(self, request, queryset):
+        def void_one(invoice):
+            invoice_services.void_invoice(invoice)
+            return messages.SUCCESS, "voided."
+
+        for_each(self, request, queryset, void_one)
 
     def get_readonly_fields(self, request, obj=None):
         readonly = ("id", "created", "amounts")
@@ -832,6 +927,70 @@ class InvoiceLineItemAdmin(ModeScopedAdmin):
     search_help_text = "Line id, invoice id or number, description"
     autocomplete_fields = ("account", "price")
     raw_id_fields = ("invoice", "subscription", "subscription_item")
+
+
+@admin.register(InvoiceItem)
+class InvoiceItemAdmin(ModeScopedAdmin):
+    """Pending charges for a customer's next invoice, and the ones already placed on one."""
+
+    list_display = (
+        "id",
+        customer_link,
+        link_column("subscription"),
+        link_column("invoice"),
+        link_column("price"),
+        "description",
+        amount_column("amount"),
+        "quantity",
+        "proration",
+        "livemode",
+        "created",
+    )
+    list_select_related = ("customer", "subscription", "invoice", "price", "account")
+    list_filter = (
+        ("invoice", admin.EmptyFieldListFilter),
+        "proration",
+        "livemode",
+        "created",
+    )
+    search_fields = (
+        "=id",
+        "=customer__id",
+        "customer__email",
+        "=subscription__id",
+        "=invoice__id",
+        "=invoice__number",
+        "description",
+    )
+    search_help_text = "Item id, customer id or email, subscription id, invoice id or number"
+    autocomplete_fields = ("account", "customer", "price")
+    raw_id_fields = ("subscription", "invoice")
+    FIELDS = (
+        "id",
+        "account",
+        "livemode",
+        "customer",
+        "subscription",
+        "invoice",
+        "price",
+        "description",
+        "amount",
+        "currency",
+        "quantity",
+        "proration",
+        "discountable",
+        "period_start",
+        "period_end",
+        "metadata",
+        "created",
+    )
+
+    def get_readonly_fields(self, request, obj=None):
+        # Like invoice lines: an item on a finalized invoice is part of a document the customer
+        # has seen. Pending items (and items on drafts) can still be corrected.
+        if obj is not None and obj.invoice_id and obj.invoice.status != InvoiceStatus.DRAFT:
+            return self.FIELDS
+        return ("id", "created")
 
 
 @admin.register(PaymentIntent)
@@ -922,6 +1081,185 @@ class TestClockAdmin(ModeScopedAdmin):
     search_help_text = "Test clock id or name"
     # Clocks are test mode only, and move only by being advanced.
     readonly_fields = ("id", "created", "livemode", "status", "advancing_to")
+
+
+# ---------------------------------------------------------------------------------------------
+# Due work and revenue recovery
+
+
+class JobKindFilter(admin.SimpleListFilter):
+    """Job kinds from the timeline's handler registry: no scan of the table for its choices."""
+
+    title = "kind"
+    parameter_name = "kind"
+
+    def lookups(self, request, model_admin):
+        return [(kind, kind) for kind in timeline.kinds()]
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(kind=self.value())
+        return queryset
+
+
+def first_line_of_error(error: str) -> str:
+    """A traceback's last line (the exception and its message), which says what went wrong."""
+    lines = [line for line in error.strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else ""
+
+
+@admin.register(DueJob)
+class DueJobAdmin(ViewOnlyAdmin):
+    """The timeline: read here, changed only by the engine, or run now with the action."""
+
+    list_display = (
+        "id",
+        "kind",
+        "target_link",
+        "due_at",
+        "status",
+        "attempts",
+        link_column("test_clock"),
+        "error_excerpt",
+        account_link,
+        "livemode",
+    )
+    list_select_related = ("test_clock", "account")
+    list_filter = ("status", JobKindFilter, "due_at", ("test_clock", admin.EmptyFieldListFilter))
+    # The (target_id, status) index answers exact searches; a partial id would scan the table.
+    search_fields = ("=target_id",)
+    search_help_text = "Exact id of the object the job is about (sub_…, in_…)"
+    ordering = ("-id",)
+    fields = (
+        "id",
+        "kind",
+        "target_link",
+        "status",
+        "due_at",
+        "test_clock",
+        "attempts",
+        "error_pretty",
+        "account",
+        "livemode",
+        "created",
+        "queued_at",
+        "finished_at",
+    )
+    readonly_fields = fields
+    actions = ("run_now",)
+
+    @admin.display(description="Target", ordering="target_id")
+    def target_link(self, obj):
+        return id_link(obj.target_id)
+
+    @admin.display(description="Last error")
+    def error_excerpt(self, obj):
+        return Truncator(first_line_of_error(obj.last_error)).chars(80) or None
+
+    @admin.display(description="Last error")
+    def error_pretty(self, obj):
+        if not obj.last_error:
+            return None
+        return format_html('<pre style="white-space: pre-wrap">{}</pre>', obj.last_error)
+
+    @admin.action(description="Run now")
+    def run_now(self, request, queryset):
+        def run(job):
+            if job.status not in (JobStatus.PENDING, JobStatus.QUEUED):
+                return messages.INFO, f"not run: it is {job.get_status_display().lower()}."
+            if job.test_clock_id is not None:
+                # A clock's jobs run in time order as the clock advances; one run out of turn
+                # would happen at the wrong simulated time.
+                return messages.WARNING, "not run: it runs when its test clock is advanced."
+            try:
+                ran = timeline.run(job.pk)
+            except Exception as error:
+                # run() rolled the work back and recorded the failure on the job (it is retried
+                # later, or marked failed after the last attempt).
+                log.exception("due job %s failed when run from the admin", job.pk)
+                return messages.ERROR, f"failed: {error_text(error)}"
+            if not ran:
+                return messages.INFO, "not run: another worker finished it first."
+            return messages.SUCCESS, "ran."
+
+        for_each(self, request, queryset, run)
+
+
+class RecoverySettingsForm(forms.ModelForm):
+    """Checks the custom retry schedule here, where a bad one can be fixed, not at payment time."""
+
+    class Meta:
+        model = RecoverySettings
+        fields = (
+            "account",
+            "livemode",
+            "retry_mode",
+            "retry_days",
+            "after_retries_subscription",
+            "after_retries_invoice",
+            "upcoming_renewal_days",
+        )
+
+    # At most 8 attempts: the first, then one per entry (SPEC R-INV-9).
+    MAX_RETRIES = 7
+    # A sanity bound: a year between two attempts is already more than anyone means.
+    MAX_DAYS = 365
+
+    def clean_retry_days(self):
+        days = self.cleaned_data.get("retry_days")
+        if days in (None, ""):
+            return []
+        if not isinstance(days, list):
+            raise ValidationError("Give a list of days, for example [3, 5, 7].")
+        if len(days) > self.MAX_RETRIES:
+            raise ValidationError(f"At most {self.MAX_RETRIES} retries (8 attempts in all).")
+        for value in days:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValidationError("Each retry is a whole number of days.")
+            if not 1 <= value <= self.MAX_DAYS:
+                raise ValidationError(
+                    f"Each retry comes 1 to {self.MAX_DAYS} days after the previous attempt."
+                )
+        return days
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("retry_mode") == RetryMode.CUSTOM and not cleaned.get("retry_days"):
+            self.add_error("retry_days", "A custom schedule needs at least one retry.")
+        return cleaned
+
+
+@admin.register(RecoverySettings)
+class RecoverySettingsAdmin(BillingAdmin):
+    """Each account's dunning settings, per mode; the engine reads them at every failed payment."""
+
+    form = RecoverySettingsForm
+    list_display = (
+        "id",
+        account_link,
+        "livemode",
+        "retry_mode",
+        "retry_days",
+        "after_retries_subscription",
+        "after_retries_invoice",
+        "upcoming_renewal_days",
+        "updated",
+    )
+    list_select_related = ("account",)
+    list_filter = ("livemode", "retry_mode", "after_retries_subscription", "after_retries_invoice")
+    search_fields = ("=account__id", "account__name")
+    search_help_text = "Account id or name"
+    autocomplete_fields = ("account",)
+    readonly_fields = ("id", "updated")
+    fieldsets = (
+        (None, {"fields": ("id", "account", "livemode", "updated")}),
+        ("Retries", {"fields": ("retry_mode", "retry_days")}),
+        (
+            "After the last retry",
+            {"fields": ("after_retries_subscription", "after_retries_invoice")},
+        ),
+        ("Notices", {"fields": ("upcoming_renewal_days",)}),
+    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ rendering many objects avoids N+1 queries by preparing the queryset, for example
 - subscriptions: `select_related("test_clock")`,
   `prefetch_related("items__price", "discounts__coupon")`
 - invoices: `select_related("customer", "subscription")`, `prefetch_related("lines__price")`
+- invoice items: `select_related("customer", "price")`
 - customers: `prefetch_related("discounts__coupon")`
 - events: `select_related("account")`
 
@@ -32,6 +33,7 @@ from billing.models import (
     Discount,
     Event,
     Invoice,
+    InvoiceItem,
     InvoiceLineItem,
     PaymentIntent,
     PaymentMethod,
@@ -92,6 +94,15 @@ def list_object(data: list, url: str) -> dict:
 def _by_creation(objects) -> list:
     """Objects in creation order; sorted in Python so prefetched relations cost no query."""
     return sorted(objects, key=lambda obj: (obj.created, obj.pk))
+
+
+def _related(manager, *related: str):
+    """`manager.all()`: the prefetched rows if the caller prefetched them, else one query that
+    joins `related` (so rendering each row does not fetch its price and product one by one)."""
+    cache = getattr(manager.instance, "_prefetched_objects_cache", {})
+    if manager.field.remote_field.cache_name in cache:
+        return manager.all()
+    return manager.select_related(*related)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -429,7 +440,7 @@ def serialize_subscription_item(
 
 def serialize_subscription(sub: Subscription) -> dict:
     """A `subscription`, its items embedded as a list object."""
-    items = _by_creation(sub.items.all())
+    items = _by_creation(_related(sub.items, "price__product"))
     discounts = list(sub.discounts.all())
     discount = _current_discount(discounts, now_for(sub)) if discounts else None
     # Stripe fills the legacy `plan` and `quantity` only for a single-item subscription.
@@ -582,10 +593,72 @@ def serialize_invoice_line_item(line: InvoiceLineItem) -> dict:
     }
 
 
+def _unit_amount_decimal(amount: int, quantity: int) -> str:
+    """`amount / quantity` as Stripe's decimal string (at most 12 decimal places, no exponent)."""
+    value = (Decimal(amount) / Decimal(quantity or 1)).quantize(Decimal("1e-12"))
+    return f"{value.normalize():f}"
+
+
+def serialize_invoiceitem(item: InvoiceItem) -> dict:
+    """An `invoiceitem`, in both the basil (`parent`, `pricing`) and legacy (`price`,
+    `subscription`, `unit_amount`) shapes. Stripe's `date` is our `created`; the test clock is
+    the customer's (invoice items have none of their own)."""
+    price = item.price if item.price_id else None
+    quantity = item.quantity or 1
+    unit_amount_decimal = _unit_amount_decimal(item.amount, quantity)
+    # `amount` is always `unit_amount * quantity`; a proration split unevenly has no whole unit.
+    unit_amount = item.amount // quantity if item.amount % quantity == 0 else None
+    parent = None
+    if item.subscription_id:
+        parent = {
+            "subscription_details": {
+                "subscription": item.subscription_id,
+                # Invoice items do not record the subscription item they were computed for.
+                "subscription_item": None,
+            },
+            "type": "subscription_details",
+        }
+    pricing = None
+    if price is not None:
+        pricing = {
+            "price_details": {"price": price.id, "product": price.product_id},
+            "type": "price_details",
+            "unit_amount_decimal": unit_amount_decimal,
+        }
+    return {
+        "id": item.id,
+        "object": "invoiceitem",
+        "amount": item.amount,
+        "currency": item.currency,
+        "customer": item.customer_id,
+        "date": timestamp(item.created),
+        "description": blank_to_none(item.description),
+        "discountable": item.discountable,
+        "discounts": [],
+        "invoice": item.invoice_id,
+        "livemode": item.livemode,
+        "metadata": json_copy(item.metadata),
+        "parent": parent,
+        "period": {"end": timestamp(item.period_end), "start": timestamp(item.period_start)},
+        "plan": serialize_plan(price) if price is not None else None,
+        "price": serialize_price(price) if price is not None else None,
+        "pricing": pricing,
+        "proration": item.proration,
+        "proration_details": {"credited_items": None},
+        "quantity": item.quantity,
+        "subscription": item.subscription_id,
+        "subscription_item": None,
+        "tax_rates": [],
+        "test_clock": item.customer.test_clock_id,
+        "unit_amount": unit_amount,
+        "unit_amount_decimal": unit_amount_decimal,
+    }
+
+
 def serialize_invoice(invoice: Invoice) -> dict:
     """An `invoice`, its lines embedded as a list object."""
     customer = invoice.customer
-    lines = _by_creation(invoice.lines.all())
+    lines = _by_creation(_related(invoice.lines, "price__product"))
     parent = None
     if invoice.subscription_id:
         parent = {
@@ -793,6 +866,7 @@ SERIALIZERS: dict[type, Callable[[object], dict]] = {
     Discount: serialize_discount,
     Event: serialize_event,
     Invoice: serialize_invoice,
+    InvoiceItem: serialize_invoiceitem,
     InvoiceLineItem: serialize_invoice_line_item,
     PaymentIntent: serialize_payment_intent,
     PaymentMethod: serialize_payment_method,

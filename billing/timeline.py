@@ -56,6 +56,11 @@ def handler(kind: str, *, target: Callable):
     return register
 
 
+def kinds() -> list[str]:
+    """Every registered job kind, sorted (the admin filters by them)."""
+    return sorted(_handlers)
+
+
 def _handler_for(kind: str):
     try:
         return _handlers[kind], _targets[kind]

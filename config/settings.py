@@ -3,6 +3,8 @@
 See the README's "Configuration" table for every variable.
 """
 
+import os
+import tempfile
 from pathlib import Path
 
 from config.env import Env, SettingsError
@@ -84,6 +86,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
     )
+    # Tests use a file, not Django's shared in-memory database: its table locks ignore the busy
+    # timeout, so tests where two workers write at once would fail instead of waiting. One file
+    # per test process, so test runs side by side never share a database.
+    DATABASES["default"]["TEST"] = {
+        "NAME": os.path.join(tempfile.gettempdir(), f"relance-test-{os.getpid()}.sqlite3")
+    }
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", 60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True

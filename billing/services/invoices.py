@@ -574,12 +574,17 @@ def _after_last_retry(invoice: Invoice, *, now, request_id) -> None:
             mark_unpaid(subscription, request_id=request_id)
 
 
-@transaction.atomic
 def pay_invoice(invoice: Invoice, *, payment_method=None, request_id=None) -> Invoice:
-    """Pay an open invoice now (dashboard "retry now", API `/pay`); a decline raises CardError."""
-    invoice = attempt_payment(
-        invoice, payment_method=payment_method, off_session=False, request_id=request_id
-    )
+    """Pay an open invoice now (dashboard "retry now", API `/pay`); a decline raises CardError.
+
+    The attempt commits before the error is raised: a declined attempt is recorded (attempt
+    count, `invoice.payment_failed`), as Stripe records a failed `/pay`. A caller inside its
+    own transaction must catch CardError or lose that record with its rollback.
+    """
+    with transaction.atomic():
+        invoice = attempt_payment(
+            invoice, payment_method=payment_method, off_session=False, request_id=request_id
+        )
     if invoice.status != InvoiceStatus.PAID:
         intent = invoice.payment_intent
         if intent.status == PaymentIntentStatus.REQUIRES_ACTION:
@@ -588,9 +593,19 @@ def pay_invoice(invoice: Invoice, *, payment_method=None, request_id=None) -> In
     return invoice
 
 
-@transaction.atomic
 def confirm_payment_intent(intent: PaymentIntent, *, payment_method=None, request_id=None):
-    """The customer completed 3-D Secure (SPEC R-INV-5): charge again, now authenticated."""
+    """The customer completed 3-D Secure (SPEC R-INV-5): charge again, now authenticated.
+
+    A decline is recorded (committed) before CardError is raised, as in `pay_invoice`.
+    """
+    with transaction.atomic():
+        intent = _confirm(intent, payment_method=payment_method, request_id=request_id)
+    if intent.status != PaymentIntentStatus.SUCCEEDED:
+        raise CardError(intent.last_payment_error or {"message": "Your card was declined."})
+    return intent
+
+
+def _confirm(intent: PaymentIntent, *, payment_method, request_id) -> PaymentIntent:
     from billing.gateway import get_gateway
 
     intent = PaymentIntent.objects.select_for_update().get(pk=intent.pk)
@@ -616,11 +631,11 @@ def confirm_payment_intent(intent: PaymentIntent, *, payment_method=None, reques
             _mark_paid(invoice, now=now_for(invoice), request_id=request_id)
         return intent
     intent.status = PaymentIntentStatus.REQUIRES_PAYMENT_METHOD
-    intent.last_payment_error = result.error
+    intent.last_payment_error = result.error or {"message": "Your card was declined."}
     intent.next_action = None
     intent.save()
     events.emit("payment_intent.payment_failed", intent, request_id=request_id)
-    raise CardError(result.error or {"message": "Your card was declined."})
+    return intent
 
 
 # --- closing ----------------------------------------------------------------------------

@@ -521,6 +521,8 @@ def cancel_subscription(
     now = now_for(subscription)
     details = cancellation_details or {}
     if at_period_end:
+        if subscription.cancel_at_period_end:
+            return subscription  # already set: keep when it was asked for
         before = serialize(subscription)
         subscription.cancel_at_period_end = True
         subscription.cancel_at = subscription.current_period_end

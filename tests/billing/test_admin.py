@@ -4,17 +4,26 @@ import json
 
 import pytest
 from django.apps import apps
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.utils import flatten_fieldsets, quote
 from django.contrib.admin.widgets import AutocompleteSelect, ForeignKeyRawIdWidget
+from django.contrib.messages import get_messages
 from django.db import connection
 from django.forms import ModelChoiceField
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import escape
 
 from billing.admin import BillingAdmin, SubscriptionItemInline
-from billing.choices import InvoiceStatus, Role
+from billing.choices import (
+    BillingReason,
+    InvoiceStatus,
+    JobStatus,
+    RetryMode,
+    Role,
+    SubscriptionStatus,
+)
 from billing.models import (
     Account,
     ApiKey,
@@ -22,19 +31,24 @@ from billing.models import (
     Customer,
     CustomerBalanceTransaction,
     Discount,
+    DueJob,
     Event,
     ExchangeRate,
     Invoice,
+    InvoiceItem,
     InvoiceLineItem,
     Membership,
     PaymentIntent,
     PaymentMethod,
     Price,
     Product,
+    RecoverySettings,
     Subscription,
     SubscriptionItem,
     TestClock,
 )
+from billing.services.customers import add_card
+from billing.services.subscriptions import create_subscription
 from tests import factories
 
 # Every billing model the admin registers, read when the tests are collected: a model
@@ -71,11 +85,17 @@ BUILDERS = {
         _customer(account, i)
     ),
     Discount: _discount,
+    DueJob: lambda account, i: factories.make_due_job(
+        factories.make_subscription(_customer(account, i))
+    ),
     Event: lambda account, i: factories.make_event(account, obj=_customer(account, i)),
     ExchangeRate: lambda account, i: factories.make_exchange_rate(
         factories.make_account(f"Rates {i}")
     ),
     Invoice: _invoice,
+    InvoiceItem: lambda account, i: factories.make_invoice_item(
+        _customer(account, i), price=factories.make_price(account, interval=None)
+    ),
     InvoiceLineItem: lambda account, i: _invoice(account, i).lines.get(),
     Membership: lambda account, i: factories.make_member(
         account, email=f"member{i}@example.com"
@@ -84,6 +104,9 @@ BUILDERS = {
     PaymentMethod: lambda account, i: factories.make_card(_customer(account, i)),
     Price: lambda account, i: factories.make_price(account),
     Product: lambda account, i: factories.make_price(account).product,
+    RecoverySettings: lambda account, i: factories.make_recovery_settings(
+        factories.make_account(f"Recovering {i}")
+    ),
     Subscription: lambda account, i: factories.make_subscription(_customer(account, i)),
     SubscriptionItem: lambda account, i: factories.make_subscription(
         _customer(account, i)
@@ -94,6 +117,7 @@ BUILDERS = {
 # Model fields deliberately kept off change pages.
 HIDDEN_FIELDS = {
     ApiKey: {"key_hash", "last4"},  # the hash never; last4 only inside the redacted key
+    DueJob: {"target_id", "last_error"},  # shown as a link and pretty-printed
     Event: {"data", "object_id", "customer_id"},  # shown pretty-printed and as links
     PaymentIntent: {"client_secret"},  # a secret, and not editable
 }
@@ -352,3 +376,303 @@ def test_changelist_of_twenty_rows_stays_within_a_fixed_query_budget(
         build(model, account, i)
     with django_assert_max_num_queries(8):
         assert admin_client.get(admin_url(model, "changelist")).status_code == 200
+
+
+# ---------------------------------------------------------------------------------------------
+# New pages: account numbering, invoice items, due jobs, recovery settings
+
+
+def test_account_page_shows_invoice_sequences_read_only(admin_client, account):
+    Account.objects.filter(pk=account.pk).update(invoice_sequence_test=41, invoice_sequence_live=7)
+    response = admin_client.get(admin_url(Account, "change", account.pk))
+    assert 'name="invoice_sequence_test"' not in response.text
+    assert 'name="invoice_sequence_live"' not in response.text
+    assert "41" in response.text
+
+
+def test_pending_invoice_item_is_editable(admin_client, customer):
+    item = factories.make_invoice_item(customer)
+    response = admin_client.get(admin_url(InvoiceItem, "change", item.pk))
+    assert 'name="amount"' in response.text
+
+
+def test_invoice_item_on_a_finalized_invoice_is_read_only(admin_client, customer):
+    invoice = factories.make_invoice(customer, status=InvoiceStatus.OPEN)
+    item = factories.make_invoice_item(customer, invoice=invoice)
+    response = admin_client.get(admin_url(InvoiceItem, "change", item.pk))
+    assert 'name="amount"' not in response.text
+    assert admin_url(Invoice, "change", invoice.pk) in response.text
+
+
+def test_due_job_links_to_its_target_and_shows_the_error_excerpt(admin_client, customer):
+    subscription = factories.make_subscription(customer)
+    factories.make_due_job(
+        subscription,
+        last_error='Traceback (most recent call last):\n  File "x.py"\nValueError: boom\n',
+    )
+    response = admin_client.get(admin_url(DueJob, "changelist"))
+    assert admin_url(Subscription, "change", subscription.pk) in response.text
+    assert "ValueError: boom" in response.text
+    assert "Traceback" not in response.text
+
+
+def test_due_job_kind_filter_offers_the_registered_kinds(admin_client, customer):
+    subscription = factories.make_subscription(customer)
+    renewal = factories.make_due_job(subscription, kind="renewal")
+    trial_end = factories.make_due_job(subscription, kind="trial_end")
+    response = admin_client.get(admin_url(DueJob, "changelist"), {"kind": "trial_end"})
+    assert "?kind=payment_retry" in response.text
+    assert admin_url(DueJob, "change", trial_end.pk) in response.text
+    assert admin_url(DueJob, "change", renewal.pk) not in response.text
+
+
+def test_due_job_admin_is_view_only(admin_request, customer):
+    job = factories.make_due_job(factories.make_subscription(customer))
+    job_admin = admin.site._registry[DueJob]
+    assert job_admin.has_add_permission(admin_request) is False
+    assert job_admin.has_change_permission(admin_request, job) is False
+    assert job_admin.has_delete_permission(admin_request, job) is False
+    assert "run_now" in job_admin.get_actions(admin_request)
+
+
+def _recovery_form(account, **overrides):
+    data = {
+        "account": account.pk,
+        "retry_mode": RetryMode.CUSTOM,
+        "retry_days": "[2, 3]",
+        "after_retries_subscription": "cancel",
+        "after_retries_invoice": "open",
+        "upcoming_renewal_days": "7",
+    }
+    return {**data, **overrides}
+
+
+def test_recovery_settings_are_saved_with_a_custom_schedule(admin_client, account):
+    response = admin_client.post(admin_url(RecoverySettings, "add"), _recovery_form(account))
+    assert response.status_code == 302
+    settings = RecoverySettings.objects.get(account=account, livemode=False)
+    assert settings.retry_schedule == (2, 3)
+
+
+@pytest.mark.parametrize(
+    "retry_days",
+    ['["2"]', "[0]", "[1, 1, 1, 1, 1, 1, 1, 1]", '{"days": 2}', "[]"],
+    ids=["strings", "zero", "nine-attempts", "not-a-list", "empty-custom"],
+)
+def test_recovery_settings_refuse_a_bad_retry_schedule(admin_client, account, retry_days):
+    response = admin_client.post(
+        admin_url(RecoverySettings, "add"), _recovery_form(account, retry_days=retry_days)
+    )
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["retry_days"]
+    assert not RecoverySettings.objects.exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Support actions, on objects built through the services
+
+GOOD_CARD = "4242424242424242"
+DECLINING_CARD = "4000000000000002"
+
+
+def _paying_customer(account, number=GOOD_CARD, email="payer@example.com"):
+    """A customer whose default payment method is a test card with `number`."""
+    customer = factories.make_customer(account, email=email)
+    _set_card(customer, number)
+    return customer
+
+
+def _set_card(customer, number):
+    card = {"number": number, "exp_month": 12, "exp_year": timezone.now().year + 3}
+    return add_card(customer, card=card, set_default=True)
+
+
+def _subscribe(customer):
+    price = factories.make_price(customer.account)
+    return create_subscription(customer, items=[{"price": price}])
+
+
+def _declined_first_invoice(account, email="declined@example.com"):
+    """A subscription left incomplete by a declined first payment, and its open invoice."""
+    subscription = _subscribe(_paying_customer(account, DECLINING_CARD, email=email))
+    invoice = subscription.latest_invoice
+    assert (subscription.status, invoice.status) == (SubscriptionStatus.INCOMPLETE, "open")
+    return subscription, invoice
+
+
+def run_action(client, model, action, objects):
+    """Post `action` on `objects` from the changelist; the (level, text) messages it reported."""
+    response = client.post(
+        admin_url(model, "changelist"),
+        {"action": action, "_selected_action": [obj.pk for obj in objects]},
+    )
+    assert response.status_code == 302
+    reported = [(message.level, message.message) for message in get_messages(response.wsgi_request)]
+    # Show the messages once (as the redirect would), so a later action reports only its own.
+    client.get(response.url)
+    return reported
+
+
+def test_retry_payment_pays_the_invoice_once_the_customer_has_a_working_card(admin_client, account):
+    subscription, invoice = _declined_first_invoice(account)
+    _set_card(subscription.customer, GOOD_CARD)
+
+    reported = run_action(admin_client, Invoice, "retry_payment", [invoice])
+
+    assert reported == [(messages.SUCCESS, f"{invoice.number}: paid.")]
+    invoice.refresh_from_db()
+    subscription.refresh_from_db()
+    assert invoice.status == InvoiceStatus.PAID
+    assert subscription.status == SubscriptionStatus.ACTIVE
+
+
+def test_declined_retry_reports_the_decline_and_leaves_the_invoice_open(admin_client, account):
+    _, invoice = _declined_first_invoice(account)
+
+    reported = run_action(admin_client, Invoice, "retry_payment", [invoice])
+
+    assert reported == [
+        (messages.ERROR, f"{invoice.number}: payment declined: Your card was declined.")
+    ]
+    invoice.refresh_from_db()
+    assert invoice.status == InvoiceStatus.OPEN
+
+
+def test_retry_payment_reports_each_invoice_on_its_own(admin_client, account):
+    paid = _subscribe(_paying_customer(account)).latest_invoice
+    _, declined = _declined_first_invoice(account)
+
+    reported = run_action(admin_client, Invoice, "retry_payment", [paid, declined])
+
+    assert sorted(reported) == sorted(
+        [
+            (messages.ERROR, f"{paid.number}: This invoice is paid: it cannot be paid."),
+            (messages.ERROR, f"{declined.number}: payment declined: Your card was declined."),
+        ]
+    )
+    paid.refresh_from_db()
+    assert paid.status == InvoiceStatus.PAID
+
+
+def test_void_invoice_voids_open_invoices_and_refuses_paid_ones(admin_client, account):
+    paid = _subscribe(_paying_customer(account)).latest_invoice
+    _, open_invoice = _declined_first_invoice(account)
+
+    reported = run_action(admin_client, Invoice, "void", [paid, open_invoice])
+
+    assert sorted(reported) == sorted(
+        [
+            (messages.SUCCESS, f"{open_invoice.number}: voided."),
+            (
+                messages.ERROR,
+                f"{paid.number}: Only open invoices can be voided; this one is paid.",
+            ),
+        ]
+    )
+    open_invoice.refresh_from_db()
+    paid.refresh_from_db()
+    assert (open_invoice.status, paid.status) == (InvoiceStatus.VOID, InvoiceStatus.PAID)
+
+
+def test_cancel_subscription_now_cancels_it(admin_client, account):
+    subscription = _subscribe(_paying_customer(account))
+
+    reported = run_action(admin_client, Subscription, "cancel_now", [subscription])
+
+    assert reported == [(messages.SUCCESS, f"{subscription.pk}: canceled.")]
+    subscription.refresh_from_db()
+    assert subscription.status == SubscriptionStatus.CANCELED
+    assert not DueJob.objects.filter(target_id=subscription.pk, status=JobStatus.PENDING).exists()
+
+
+def test_cancel_subscription_now_reports_one_already_canceled(admin_client, account):
+    subscription = _subscribe(_paying_customer(account))
+    run_action(admin_client, Subscription, "cancel_now", [subscription])
+
+    reported = run_action(admin_client, Subscription, "cancel_now", [subscription])
+
+    assert reported == [
+        (messages.ERROR, f"{subscription.pk}: This subscription is already canceled.")
+    ]
+
+
+def test_cancel_at_period_end_keeps_the_subscription_active_until_then(admin_client, account):
+    subscription = _subscribe(_paying_customer(account))
+
+    [(level, text)] = run_action(admin_client, Subscription, "cancel_at_period_end", [subscription])
+
+    assert level == messages.SUCCESS
+    assert text.startswith(f"{subscription.pk}: cancels at the end of its period")
+    subscription.refresh_from_db()
+    assert subscription.status == SubscriptionStatus.ACTIVE
+    assert subscription.cancel_at_period_end is True
+    assert subscription.cancel_at == subscription.current_period_end
+
+
+def test_cancel_at_period_end_twice_keeps_the_first_request(admin_client, account):
+    subscription = _subscribe(_paying_customer(account))
+    run_action(admin_client, Subscription, "cancel_at_period_end", [subscription])
+    subscription.refresh_from_db()
+    asked_at = subscription.canceled_at
+
+    reported = run_action(admin_client, Subscription, "cancel_at_period_end", [subscription])
+
+    assert reported[0][0] == messages.INFO
+    subscription.refresh_from_db()
+    assert subscription.canceled_at == asked_at
+
+
+def test_run_now_runs_a_pending_renewal(admin_client, account):
+    subscription = _subscribe(_paying_customer(account))
+    job = DueJob.objects.get(target_id=subscription.pk, kind="renewal", status=JobStatus.PENDING)
+
+    reported = run_action(admin_client, DueJob, "run_now", [job])
+
+    assert reported == [(messages.SUCCESS, f"{job}: ran.")]
+    job.refresh_from_db()
+    subscription.refresh_from_db()
+    assert job.status == JobStatus.DONE
+    assert subscription.latest_invoice.billing_reason == BillingReason.SUBSCRIPTION_CYCLE
+
+
+def test_run_now_leaves_test_clock_jobs_to_their_clock(admin_client, account):
+    clock = factories.make_test_clock(account)
+    customer = factories.make_customer(account, test_clock=clock)
+    _set_card(customer, GOOD_CARD)
+    subscription = _subscribe(customer)
+    job = DueJob.objects.get(target_id=subscription.pk, kind="renewal", status=JobStatus.PENDING)
+
+    reported = run_action(admin_client, DueJob, "run_now", [job])
+
+    assert reported == [
+        (messages.WARNING, f"{job}: not run: it runs when its test clock is advanced.")
+    ]
+    job.refresh_from_db()
+    assert job.status == JobStatus.PENDING
+
+
+def test_run_now_reports_a_failing_job_and_runs_the_others(admin_client, account):
+    subscription = _subscribe(_paying_customer(account))
+    renewal = DueJob.objects.get(target_id=subscription.pk, kind="renewal", status="pending")
+    # A job of a kind no handler knows any more (say, one removed by a deploy).
+    orphan = factories.make_due_job(subscription, kind="retired_kind")
+
+    reported = run_action(admin_client, DueJob, "run_now", [renewal, orphan])
+
+    assert sorted(reported) == sorted(
+        [
+            (messages.SUCCESS, f"{renewal}: ran."),
+            (messages.ERROR, f"{orphan}: failed: unknown job kind 'retired_kind'"),
+        ]
+    )
+    orphan.refresh_from_db()
+    assert (orphan.status, orphan.attempts) == (JobStatus.PENDING, 1)
+    assert "unknown job kind" in orphan.last_error
+
+
+def test_run_now_skips_finished_jobs(admin_client, customer):
+    job = factories.make_due_job(factories.make_subscription(customer), status=JobStatus.DONE)
+
+    reported = run_action(admin_client, DueJob, "run_now", [job])
+
+    assert reported == [(messages.INFO, f"{job}: not run: it is done.")]

@@ -660,3 +660,24 @@ def test_invoice_numbers_are_sequential_per_account(account, clock, price):
     _advance(clock, days=32)
     numbers = list(sub.invoices.order_by("created").values_list("number", flat=True))
     assert [n.rsplit("-", 1)[1] for n in numbers] == ["0001", "0002"]
+
+
+def test_a_declined_pay_now_is_recorded_before_the_error(account, clock, price):
+    # SPEC R-INV-4: the failed attempt counts and its events are sent even though pay raises.
+    customer = _customer(account, clock, card="4000000000000002")
+    sub = subs.create_subscription(customer, items=[{"price": price}])
+    invoice = sub.latest_invoice
+    with pytest.raises(invoicing.CardError):
+        invoicing.pay_invoice(invoice)
+    invoice.refresh_from_db()
+    assert invoice.attempt_count == 2
+    assert Event.objects.filter(type="invoice.payment_failed", object_id=invoice.pk).count() == 2
+
+
+def test_canceling_at_period_end_twice_keeps_the_first_request_time(account, clock, price):
+    # SPEC R-SUB-8
+    customer = _customer(account, clock)
+    sub = subs.create_subscription(customer, items=[{"price": price}])
+    first = subs.cancel_subscription(sub, at_period_end=True).canceled_at
+    _advance(clock, days=2)
+    assert subs.cancel_subscription(sub, at_period_end=True).canceled_at == first

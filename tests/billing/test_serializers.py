@@ -786,3 +786,81 @@ def test_event_renders_stripe_event_fields(account):
     assert rendered["data"] == event.data
     assert rendered["pending_webhooks"] == 0
     assert rendered["request"] == {"id": None, "idempotency_key": None}
+
+
+# Invoice items ---------------------------------------------------------------------------------
+
+
+def test_invoice_item_renders_stripe_invoiceitem_fields(customer):
+    price = factories.make_price(customer.account, interval=None, unit_amount=750)
+    subscription = factories.make_subscription(customer)
+    item = factories.make_invoice_item(
+        customer,
+        amount=1500,
+        quantity=2,
+        price=price,
+        subscription=subscription,
+        period_start=T0,
+        period_end=T0 + timedelta(days=30),
+        created=T0,
+        metadata={"order": "42"},
+    )
+
+    rendered = serialize(item)
+
+    assert rendered["object"] == "invoiceitem"
+    assert rendered["id"].startswith("ii_")
+    assert (rendered["amount"], rendered["currency"], rendered["quantity"]) == (1500, "usd", 2)
+    assert (rendered["unit_amount"], rendered["unit_amount_decimal"]) == (750, "750")
+    assert rendered["customer"] == customer.id
+    assert rendered["date"] == T0_UNIX
+    assert rendered["period"] == {"start": T0_UNIX, "end": T0_UNIX + 30 * 86400}
+    assert rendered["price"] == serialize(price)
+    assert rendered["pricing"] == {
+        "price_details": {"price": price.id, "product": price.product_id},
+        "type": "price_details",
+        "unit_amount_decimal": "750",
+    }
+    assert rendered["subscription"] == subscription.id
+    assert rendered["parent"] == {
+        "subscription_details": {"subscription": subscription.id, "subscription_item": None},
+        "type": "subscription_details",
+    }
+    assert rendered["invoice"] is None
+    assert rendered["livemode"] is False
+    assert rendered["metadata"] == {"order": "42"}
+    assert rendered["test_clock"] is None
+    assert json.loads(json.dumps(rendered)) == rendered
+
+
+def test_invoice_item_without_price_or_subscription_renders_nulls(account):
+    clock = factories.make_test_clock(account)
+    customer = factories.make_customer(account, test_clock=clock)
+    invoice = factories.make_invoice(customer)
+    item = factories.make_invoice_item(customer, amount=1000, quantity=3, invoice=invoice)
+
+    rendered = serialize(item)
+
+    assert rendered["price"] is None
+    assert rendered["pricing"] is None
+    assert rendered["parent"] is None
+    assert rendered["subscription"] is None
+    assert rendered["invoice"] == invoice.id
+    assert rendered["test_clock"] == clock.id
+    # 1000 / 3 has no whole unit amount; the decimal one keeps 12 places, as Stripe's does.
+    assert rendered["unit_amount"] is None
+    assert rendered["unit_amount_decimal"] == "333.333333333333"
+
+
+def test_proration_credit_renders_negative_amounts(customer):
+    item = factories.make_invoice_item(
+        customer, amount=-1000, proration=True, discountable=False, description=""
+    )
+
+    rendered = serialize(item)
+
+    assert (rendered["amount"], rendered["unit_amount"]) == (-1000, -1000)
+    assert rendered["unit_amount_decimal"] == "-1000"
+    assert rendered["proration"] is True
+    assert rendered["discountable"] is False
+    assert rendered["description"] is None
