@@ -25,6 +25,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from billing import clocks
 from billing.choices import JobStatus, TestClockStatus
 from billing.models import DueJob, TestClock
 
@@ -223,7 +224,7 @@ def advance_clock(clock_id: str) -> None:
             clock.frozen_time = job.due_at
         # A failure is recorded on the job by run(). A clock job keeps its due time, so the loop
         # tries it again at once, until MAX_ATTEMPTS marks it failed; the simulation goes on.
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception), clocks.running(clock_id, clock.frozen_time):
             run(job.pk)
     with transaction.atomic():
         clock = TestClock.objects.select_for_update().get(pk=clock_id)
