@@ -9,7 +9,15 @@ from django_q.tasks import async_task
 
 from billing import events
 from billing.choices import TestClockStatus
-from billing.models import Customer, DueJob, TestClock
+from billing.models import (
+    Customer,
+    DueJob,
+    Invoice,
+    PaymentIntent,
+    PaymentMethod,
+    Subscription,
+    TestClock,
+)
 
 # Stripe deletes a test clock 30 days after creation.
 CLOCK_LIFETIME = timedelta(days=30)
@@ -56,19 +64,20 @@ def advance_test_clock(clock: TestClock, *, to: datetime) -> TestClock:
 
 @transaction.atomic
 def delete_test_clock(clock: TestClock) -> None:
-    """Delete the clock with its customers and everything they own, as Stripe does."""
-    from billing.models import Invoice, Subscription
+    """Delete the clock with its customers and everything they own, as Stripe does.
 
+    Events stay: they are the account's history of what happened.
+    """
     clock = TestClock.objects.select_for_update().get(pk=clock.pk)
+    if clock.status == TestClockStatus.ADVANCING:
+        raise ValidationError({"test_clock": "The clock is advancing; delete it once it is ready."})
     events.emit("test_helpers.test_clock.deleted", clock)
-    DueJob.objects.filter(test_clock=clock).delete()
     customers = Customer.objects.filter(test_clock=clock)
-    Subscription.objects.filter(customer__in=customers).update(latest_invoice=None)
-    for model_name in ("PaymentIntent", "Invoice"):
-        from django.apps import apps
-
-        apps.get_model("billing", model_name).objects.filter(customer__in=customers).delete()
+    # Children before parents: these foreign keys PROTECT.
+    PaymentIntent.objects.filter(customer__in=customers).delete()
     Invoice.objects.filter(customer__in=customers).delete()
     Subscription.objects.filter(customer__in=customers).delete()
+    PaymentMethod.objects.filter(customer__in=customers).delete()
     customers.delete()
+    DueJob.objects.filter(test_clock=clock).delete()
     clock.delete()

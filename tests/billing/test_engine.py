@@ -681,3 +681,27 @@ def test_canceling_at_period_end_twice_keeps_the_first_request_time(account, clo
     first = subs.cancel_subscription(sub, at_period_end=True).canceled_at
     _advance(clock, days=2)
     assert subs.cancel_subscription(sub, at_period_end=True).canceled_at == first
+
+
+def test_deleting_a_clock_deletes_its_customers_and_what_they_own(account, clock, price):
+    # SPEC R-CLOCK-1
+    from billing.models import Customer, Subscription
+    from billing.services.test_clocks import delete_test_clock
+
+    customer = _customer(account, clock)
+    subs.create_subscription(customer, items=[{"price": price}])
+    _advance(clock, days=32)
+    other = factories.make_customer(account, email="wall@example.com")
+    delete_test_clock(clock)
+    assert not TestClock.objects.filter(pk=clock.pk).exists()
+    assert list(Customer.objects.all()) == [other]
+    assert not Subscription.objects.exists() and not Invoice.objects.exists()
+    assert not DueJob.objects.filter(test_clock_id=clock.pk).exists()
+    assert Event.objects.filter(type="test_helpers.test_clock.deleted").exists()
+
+
+def test_a_clock_cannot_go_back_in_time(account, clock):
+    # SPEC R-CLOCK-2
+    with pytest.raises(ValidationError) as error:
+        advance_test_clock(clock, to=START - timedelta(hours=1))
+    assert "frozen_time" in error.value.message_dict
