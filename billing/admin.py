@@ -14,7 +14,6 @@ import json
 import logging
 from functools import cache
 
-from django import forms
 from django.apps import apps
 from django.contrib import admin, messages
 from django.contrib.admin.utils import quote
@@ -28,7 +27,7 @@ from django.utils.html import format_html
 from django.utils.text import Truncator
 
 from billing import timeline
-from billing.choices import InvoiceStatus, JobStatus, PaymentIntentStatus, RetryMode
+from billing.choices import InvoiceStatus, JobStatus, PaymentIntentStatus
 from billing.ids import IdFactory
 from billing.models import (
     Account,
@@ -1185,55 +1184,11 @@ class DueJobAdmin(ViewOnlyAdmin):
         for_each(self, request, queryset, run)
 
 
-class RecoverySettingsForm(forms.ModelForm):
-    """Checks the custom retry schedule here, where a bad one can be fixed, not at payment time."""
-
-    class Meta:
-        model = RecoverySettings
-        fields = (
-            "account",
-            "livemode",
-            "retry_mode",
-            "retry_days",
-            "after_retries_subscription",
-            "after_retries_invoice",
-            "upcoming_renewal_days",
-        )
-
-    # At most 8 attempts: the first, then one per entry (SPEC R-INV-9).
-    MAX_RETRIES = 7
-    # A sanity bound: a year between two attempts is already more than anyone means.
-    MAX_DAYS = 365
-
-    def clean_retry_days(self):
-        days = self.cleaned_data.get("retry_days")
-        if days in (None, ""):
-            return []
-        if not isinstance(days, list):
-            raise ValidationError("Give a list of days, for example [3, 5, 7].")
-        if len(days) > self.MAX_RETRIES:
-            raise ValidationError(f"At most {self.MAX_RETRIES} retries (8 attempts in all).")
-        for value in days:
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ValidationError("Each retry is a whole number of days.")
-            if not 1 <= value <= self.MAX_DAYS:
-                raise ValidationError(
-                    f"Each retry comes 1 to {self.MAX_DAYS} days after the previous attempt."
-                )
-        return days
-
-    def clean(self):
-        cleaned = super().clean()
-        if cleaned.get("retry_mode") == RetryMode.CUSTOM and not cleaned.get("retry_days"):
-            self.add_error("retry_days", "A custom schedule needs at least one retry.")
-        return cleaned
-
-
 @admin.register(RecoverySettings)
 class RecoverySettingsAdmin(BillingAdmin):
     """Each account's dunning settings, per mode; the engine reads them at every failed payment."""
 
-    form = RecoverySettingsForm
+    # The retry schedule's limits are checked by RecoverySettings.clean(), which admin forms run.
     list_display = (
         "id",
         account_link,

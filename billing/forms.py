@@ -8,8 +8,16 @@ from django.db.models import Q
 from django.utils import timezone
 
 from billing import events
-from billing.choices import CollectionMethod, InvoiceStatus, SubscriptionStatus
+from billing.choices import (
+    AfterRetriesInvoice,
+    AfterRetriesSubscription,
+    CollectionMethod,
+    InvoiceStatus,
+    RetryMode,
+    SubscriptionStatus,
+)
 from billing.models import Account
+from billing.models.jobs import MAX_CUSTOM_RETRIES, MAX_RETRY_GAP_DAYS
 from billing.services import known_timezones, validate_timezone
 from billing.validators import validate_currency
 
@@ -283,3 +291,171 @@ class ApiKeyForm(forms.Form):
         max_length=100,
         widget=forms.TextInput(attrs={"placeholder": "e.g. Accounting export"}),
     )
+
+
+# -- Subscription, invoice and test-clock actions ----------------------------------------------
+
+
+class DateTimeLocalField(forms.DateTimeField):
+    """A date and time typed in the account's time zone (`<input type="datetime-local">`)."""
+
+    widget = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
+
+
+class ResumeSubscriptionForm(forms.Form):
+    """How a paused subscription's billing cycle restarts (SPEC R-TRIAL-8)."""
+
+    billing_cycle_anchor = forms.ChoiceField(
+        label="Billing cycle",
+        choices=[
+            ("now", "Start a new billing cycle today and invoice a full period now"),
+            ("unchanged", "Keep the billing cycle and invoice the rest of this period, prorated"),
+        ],
+        initial="now",
+        widget=forms.RadioSelect,
+    )
+
+
+class PauseCollectionForm(forms.Form):
+    """What happens to the invoices created while payment collection is paused."""
+
+    behavior = forms.ChoiceField(
+        label="Invoices created meanwhile",
+        choices=[
+            ("keep_as_draft", "Keep them as drafts (collect nothing until collection resumes)"),
+            ("mark_uncollectible", "Mark them uncollectible"),
+            ("void", "Void them"),
+        ],
+        initial="keep_as_draft",
+        widget=forms.RadioSelect,
+    )
+
+
+class TestClockForm(forms.Form):
+    """A new test clock: a name and the time it starts frozen at."""
+
+    __test__ = False  # not a pytest test class, whatever its name
+
+    name = forms.CharField(
+        label="Name",
+        required=False,
+        max_length=300,
+        widget=forms.TextInput(attrs={"placeholder": "e.g. Annual renewal rehearsal"}),
+    )
+    frozen_time = DateTimeLocalField(label="Frozen time")
+
+
+class AdvanceClockForm(forms.Form):
+    """Advance a test clock to a chosen date and time."""
+
+    to = DateTimeLocalField(label="Advance to")
+
+
+# Stripe's test cards and what the test gateway does with each (SPEC R-INV-10).
+TEST_CARD_CHOICES = [
+    ("4242424242424242", "4242 4242 4242 4242 — succeeds"),
+    ("4000000000000002", "4000 0000 0000 0002 — declined"),
+    ("4000000000009995", "4000 0000 0000 9995 — insufficient funds"),
+    ("4000002500003155", "4000 0025 0000 3155 — requires authentication"),
+    ("4000000000000341", "4000 0000 0000 0341 — attaches, then every charge fails"),
+    ("", "No card"),
+]
+
+
+class PriceChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, price):
+        return f"{price.product.name} — {price}"
+
+
+class ClockCustomerForm(forms.Form):
+    """A customer on a test clock, with a test card and optionally a subscription."""
+
+    email = forms.EmailField(
+        label="Email", widget=forms.EmailInput(attrs={"placeholder": "jenny@example.com"})
+    )
+    name = forms.CharField(label="Name", required=False, max_length=256)
+    card = forms.ChoiceField(
+        label="Test card", choices=TEST_CARD_CHOICES, required=False, initial="4242424242424242"
+    )
+    price = PriceChoiceField(
+        label="Subscribe to",
+        queryset=None,
+        required=False,
+        empty_label="No subscription",
+    )
+    trial_days = forms.IntegerField(
+        label="Trial days",
+        required=False,
+        min_value=1,
+        max_value=730,
+        widget=forms.NumberInput(attrs={"placeholder": "No trial"}),
+    )
+
+    def __init__(self, *args, prices, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["price"].queryset = prices
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("trial_days") and not cleaned.get("price"):
+            self.add_error("trial_days", "A trial needs a price to subscribe to.")
+        return cleaned
+
+
+# -- Revenue recovery -------------------------------------------------------------------------
+
+MAX_UPCOMING_RENEWAL_DAYS = 60
+
+
+class RecoverySettingsForm(forms.Form):
+    """An account's revenue-recovery settings for one mode (SPEC R-INV-6, R-INV-9, R-SUB-4)."""
+
+    retry_mode = forms.ChoiceField(
+        label="Retries", choices=RetryMode.choices, widget=forms.RadioSelect
+    )
+    retry_days = forms.CharField(
+        label="Retry days",
+        required=False,
+        help_text=(
+            "Custom schedule only: days between attempts, one number per retry, e.g. 3, 5, 7 "
+            f"(at most {MAX_CUSTOM_RETRIES} retries, each 1–{MAX_RETRY_GAP_DAYS} days)."
+        ),
+        widget=forms.TextInput(attrs={"placeholder": "3, 5, 7", "inputmode": "numeric"}),
+    )
+    after_retries_subscription = forms.ChoiceField(
+        label="Then the subscription",
+        choices=AfterRetriesSubscription.choices,
+        widget=forms.RadioSelect,
+    )
+    after_retries_invoice = forms.ChoiceField(
+        label="And the invoice",
+        choices=AfterRetriesInvoice.choices,
+        widget=forms.RadioSelect,
+    )
+    upcoming_renewal_days = forms.IntegerField(
+        label="Upcoming renewal events",
+        min_value=0,
+        max_value=MAX_UPCOMING_RENEWAL_DAYS,
+        help_text=(
+            "Send invoice.upcoming this many days before each renewal (0 turns it off). "
+            "A change applies from the next billing period."
+        ),
+    )
+
+    @classmethod
+    def initial_from(cls, settings) -> dict:
+        return {
+            "retry_mode": settings.retry_mode,
+            "retry_days": ", ".join(str(days) for days in settings.retry_days or []),
+            "after_retries_subscription": settings.after_retries_subscription,
+            "after_retries_invoice": settings.after_retries_invoice,
+            "upcoming_renewal_days": settings.upcoming_renewal_days,
+        }
+
+    def clean_retry_days(self) -> list[int]:
+        text = self.cleaned_data["retry_days"].strip()
+        parts = [part for part in re.split(r"[,\s;]+", text) if part]
+        if not all(part.isascii() and part.isdigit() for part in parts):
+            raise forms.ValidationError("Enter whole numbers of days, separated by commas.")
+        # The limits (count, days per gap) are the model's: RecoverySettings.clean().
+        return [int(part) for part in parts]

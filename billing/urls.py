@@ -2,7 +2,16 @@
 
 from django.urls import path
 
-from billing.views import customers, events, invoices, overview, session, subscriptions, test_clocks
+from billing.views import (
+    customers,
+    events,
+    invoices,
+    overview,
+    recovery,
+    session,
+    subscriptions,
+    test_clocks,
+)
 from billing.views import settings as settings_views
 
 app_name = "dashboard"
@@ -17,8 +26,18 @@ urlpatterns = [
         subscriptions.SubscriptionDetailView.as_view(),
         name="subscription_detail",
     ),
+    path(
+        "subscriptions/<str:pk>/actions/<slug:action>/",
+        subscriptions.SubscriptionActionView.as_view(),
+        name="subscription_action",
+    ),
     path("invoices/", invoices.InvoiceListView.as_view(), name="invoices"),
     path("invoices/<str:pk>/", invoices.InvoiceDetailView.as_view(), name="invoice_detail"),
+    path(
+        "invoices/<str:pk>/actions/<slug:action>/",
+        invoices.InvoiceActionView.as_view(),
+        name="invoice_action",
+    ),
     path("events/", events.EventListView.as_view(), name="events"),
     path("events/<str:pk>/", events.EventDetailView.as_view(), name="event_detail"),
     path("test-clocks/", test_clocks.TestClockListView.as_view(), name="test_clocks"),
@@ -27,7 +46,27 @@ urlpatterns = [
         test_clocks.TestClockDetailView.as_view(),
         name="test_clock_detail",
     ),
+    path(
+        "test-clocks/<str:pk>/advance/",
+        test_clocks.TestClockAdvanceView.as_view(),
+        name="test_clock_advance",
+    ),
+    path(
+        "test-clocks/<str:pk>/customers/",
+        test_clocks.TestClockCustomerView.as_view(),
+        name="test_clock_add_customer",
+    ),
+    path(
+        "test-clocks/<str:pk>/delete/",
+        test_clocks.TestClockDeleteView.as_view(),
+        name="test_clock_delete",
+    ),
     path("settings/", settings_views.SettingsView.as_view(), name="settings"),
+    path(
+        "settings/recovery/",
+        recovery.RecoverySettingsView.as_view(),
+        name="recovery_settings",
+    ),
     path(
         "settings/account/",
         settings_views.AccountSettingsUpdateView.as_view(),

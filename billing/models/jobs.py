@@ -1,5 +1,6 @@
 """The timeline of due work, and each account's revenue-recovery settings."""
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils.timezone import now
@@ -9,6 +10,9 @@ from billing.choices import AfterRetriesInvoice, AfterRetriesSubscription, JobSt
 # Smart retries: 8 attempts within 2 weeks — the first attempt, then retries this many days
 # after the previous one (1 + 2 + 2 + 2 + 2 + 2 + 2 = 13 days). SPEC R-INV-9.
 SMART_RETRY_DAYS = (1, 2, 2, 2, 2, 2, 2)
+# A custom schedule: at most 8 attempts in all, each retry 1 to 30 days after the previous one.
+MAX_CUSTOM_RETRIES = 7
+MAX_RETRY_GAP_DAYS = 30
 
 
 class DueJob(models.Model):
@@ -84,6 +88,29 @@ class RecoverySettings(models.Model):
 
     def __str__(self):
         return f"Recovery settings for {self.account_id} ({'live' if self.livemode else 'test'})"
+
+    def clean(self):
+        """A custom schedule is a list of 1 to 7 whole numbers of days, each 1 to 30."""
+        days = self.retry_days
+        if not isinstance(days, list) or any(
+            isinstance(day, bool) or not isinstance(day, int) for day in days
+        ):
+            raise ValidationError({"retry_days": "Give whole numbers of days, e.g. [3, 5, 7]."})
+        if len(days) > MAX_CUSTOM_RETRIES:
+            raise ValidationError(
+                {"retry_days": f"At most {MAX_CUSTOM_RETRIES} retries (8 attempts in all)."}
+            )
+        if any(not 1 <= day <= MAX_RETRY_GAP_DAYS for day in days):
+            raise ValidationError(
+                {
+                    "retry_days": "Each retry must come 1 to "
+                    f"{MAX_RETRY_GAP_DAYS} days after the previous attempt."
+                }
+            )
+        if self.retry_mode == RetryMode.CUSTOM and not days:
+            raise ValidationError(
+                {"retry_days": "Enter at least one retry, or choose smart retries instead."}
+            )
 
     @property
     def retry_schedule(self) -> tuple[int, ...]:

@@ -13,6 +13,7 @@ from billing.services.accounts import (
     revoke_api_key,
     set_exchange_rate,
     update_account_settings,
+    update_recovery_settings,
     validate_timezone,
 )
 from billing.services.customers import (
@@ -76,5 +77,6 @@ __all__ = [
     "set_exchange_rate",
     "update_account_settings",
     "update_customer",
+    "update_recovery_settings",
     "validate_timezone",
 ]

@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from billing import events
-from billing.models import Account, ApiKey, ExchangeRate
+from billing.models import Account, ApiKey, ExchangeRate, RecoverySettings
 from billing.serializers import serialize
 from billing.validators import validate_currency
 
@@ -23,6 +23,17 @@ ACCOUNT_SETTINGS_FIELDS = frozenset(
         "branding_display_name",
         "branding_logo_url",
         "branding_primary_color",
+    }
+)
+
+
+RECOVERY_SETTINGS_FIELDS = frozenset(
+    {
+        "retry_mode",
+        "retry_days",
+        "after_retries_subscription",
+        "after_retries_invoice",
+        "upcoming_renewal_days",
     }
 )
 
@@ -134,3 +145,20 @@ def remove_exchange_rate(account: Account, *, currency: str) -> bool:
     """Forget the rate of `currency`; True when there was one."""
     deleted, _ = ExchangeRate.objects.filter(account=account, currency=currency).delete()
     return deleted > 0
+
+
+@transaction.atomic
+def update_recovery_settings(account: Account, *, livemode: bool, **values) -> RecoverySettings:
+    """Store the account's revenue-recovery settings for one mode; they apply from the next
+    failed payment (and the next period, for upcoming-renewal notices). All or nothing."""
+    unknown = set(values) - RECOVERY_SETTINGS_FIELDS
+    if unknown:
+        raise ValueError(f"not recovery settings: {', '.join(sorted(unknown))}")
+    settings = RecoverySettings.objects.select_for_update().filter(
+        account=account, livemode=livemode
+    ).first() or RecoverySettings(account=account, livemode=livemode)
+    for name, value in values.items():
+        setattr(settings, name, value)
+    settings.full_clean(exclude=["account"])
+    settings.save()
+    return settings

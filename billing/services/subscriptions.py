@@ -731,7 +731,12 @@ def update_subscription(
         timeline.cancel("trial_will_end", subscription)
         timeline.cancel("trial_end", subscription)
         _end_trial(subscription, now=now, request_id=request_id)
-    elif cancel_at_period_end is False and subscription.status == SubscriptionStatus.ACTIVE:
+    elif cancel_at_period_end is False and subscription.status in (
+        SubscriptionStatus.ACTIVE,
+        SubscriptionStatus.PAST_DUE,
+        SubscriptionStatus.UNPAID,
+    ):
+        # Undoing a cancellation brings back the renewal notice it had removed.
         _schedule_cycle_jobs(subscription)
     return Subscription.objects.get(pk=subscription.pk)
 
