@@ -110,7 +110,7 @@ def compute_totals(invoice: Invoice) -> Invoice:
     return invoice
 
 
-def create_invoice(
+def build_invoice(
     customer,
     *,
     subscription=None,
@@ -125,11 +125,17 @@ def create_invoice(
     include_pending_items: bool = True,
     metadata=None,
     description: str = "",
-) -> Invoice:
-    """A draft invoice with `lines` (dicts of InvoiceLineItem fields) and the customer's pending
-    invoice items for this subscription; emits `invoice.created`."""
-    now = now_for(customer)
-    invoice = Invoice.objects.create(
+    created=None,
+) -> tuple[Invoice, list[InvoiceLineItem], list[InvoiceItem]]:
+    """An unsaved draft invoice with its unsaved lines — `lines` (dicts of InvoiceLineItem
+    fields) plus the customer's pending invoice items for this subscription — and totals.
+
+    Writes nothing: `create_invoice` saves what this builds, and the `invoice.upcoming` preview
+    renders it as it is. The lines are placed in the invoice's prefetch cache so totals and
+    serialization read them without a query.
+    """
+    now = created or now_for(customer)
+    invoice = Invoice(
         account_id=customer.account_id,
         livemode=customer.livemode,
         customer=customer,
@@ -163,9 +169,13 @@ def create_invoice(
         )
         for line in lines
     ]
+    pending_items = []
     if include_pending_items:
-        pending_items = InvoiceItem.objects.filter(customer=customer, invoice__isnull=True)
-        pending_items = pending_items.filter(subscription=subscription)
+        pending_items = list(
+            InvoiceItem.objects.filter(
+                customer=customer, invoice__isnull=True, subscription=subscription
+            ).select_related("price__product")
+        )
         for item in pending_items:
             rows.append(
                 InvoiceLineItem(
@@ -186,10 +196,20 @@ def create_invoice(
                     created=now,
                 )
             )
-        pending_items.update(invoice=invoice)
-    InvoiceLineItem.objects.bulk_create(rows)
+    invoice._prefetched_objects_cache = {"lines": rows}
     compute_totals(invoice)
-    invoice.save()
+    return invoice, rows, pending_items
+
+
+def create_invoice(customer, **options) -> Invoice:
+    """A draft invoice (see `build_invoice` for the options), saved; emits `invoice.created`."""
+    invoice, rows, pending_items = build_invoice(customer, **options)
+    invoice.save(force_insert=True)
+    InvoiceLineItem.objects.bulk_create(rows)
+    if pending_items:
+        InvoiceItem.objects.filter(pk__in=[item.pk for item in pending_items]).update(
+            invoice=invoice
+        )
     events.emit("invoice.created", invoice)
     return invoice
 

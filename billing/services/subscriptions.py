@@ -959,30 +959,24 @@ def _renewal_due(subscription: Subscription, job) -> None:
 
 def preview_next_invoice(subscription: Subscription) -> dict:
     """The invoice the next renewal will create, rendered as Stripe renders an upcoming invoice
-    (no id). It is built by the renewal code itself inside a savepoint that is rolled back, so
-    the preview cannot drift from what renewal really does."""
-    savepoint = transaction.savepoint()
-    try:
-        start = subscription.current_period_end
-        interval, count = _price_interval(subscription)
-        end = periods.next_boundary(subscription.billing_cycle_anchor, interval, count, start)
-        items = list(subscription.items.select_related("price__product"))
-        invoice = invoicing.create_invoice(
-            subscription.customer,
-            subscription=subscription,
-            billing_reason=BillingReason.SUBSCRIPTION_CYCLE,
-            currency=subscription.currency,
-            period_start=subscription.current_period_start,
-            period_end=start,
-            lines=_item_lines(subscription, items, start=start, end=end),
-            collection_method=subscription.collection_method,
-        )
-        invoice.created = start
-        payload = serialize(invoice)
-    finally:
-        transaction.savepoint_rollback(savepoint)
+    (no id). Built by the same code as the renewal invoice, and never saved."""
+    start = subscription.current_period_end
+    interval, count = _price_interval(subscription)
+    end = periods.next_boundary(subscription.billing_cycle_anchor, interval, count, start)
+    items = list(subscription.items.select_related("price__product"))
+    invoice, _, _ = invoicing.build_invoice(
+        subscription.customer,
+        subscription=subscription,
+        billing_reason=BillingReason.SUBSCRIPTION_CYCLE,
+        currency=subscription.currency,
+        period_start=subscription.current_period_start,
+        period_end=start,
+        lines=_item_lines(subscription, items, start=start, end=end),
+        collection_method=subscription.collection_method,
+        created=start,
+    )
+    payload = serialize(invoice)
     payload["id"] = None
-    payload["number"] = None
     payload["lines"]["url"] = f"/v1/invoices/upcoming/lines?subscription={subscription.pk}"
     for line in payload["lines"]["data"]:
         line["invoice"] = None
