@@ -1,52 +1,60 @@
 """A believable, deterministic demo account: `python manage.py load_demo`.
 
-"Northwind Software" sells three products with monthly and annual prices in USD and EUR, and
-bills about two hundred test-mode customers whose subscriptions sit in every status, with the
-invoices, payment intents and events their history implies; a handful of live-mode customers
-make the dashboard's live/test switch show a difference.
+"Northwind Software" sells three products with monthly and annual prices in USD and EUR. Its
+test-mode history is not written by hand: about two hundred customers join a test clock
+("Northwind demo") over the six months before today, and the billing engine does the rest, as
+it would for a real account. Customers are created, given cards and subscribed through the
+services, at staggered moments; between those moments the clock advances and the engine runs
+what falls due (trial ends, renewals, finalizations an hour later, payment retries, incomplete
+expiry, overdue notices). Some customers then act as customers do — they confirm 3-D Secure,
+add a card during their trial, switch to a card that declines, change seats, ask to cancel —
+and the merchant cancels a few subscriptions, writes off bad debt and sends a few manual
+invoices. Every invoice, payment intent and event of the demo's customers comes from those
+rules; the statuses they end in are whatever the rules make of that history. At the end the
+clock stands at the moment the command ran, ready to be advanced from the dashboard.
 
-Every random choice comes from one seeded `random.Random`, so every run builds the same shape
-(the same customers, statuses, amounts and timeline). Dates are relative to the day the command
-runs, so the data always looks current. Loading works in two phases: first plain-Python *plans*
-(all the randomness lives there), then model objects made in `created` order and written with
-`bulk_create`, so ids sort the way the objects were (historically) made, as they would in a
-real account (SPEC R-CORE-2). Only reserved `.example` domains are used: nothing here can reach
-a real inbox.
+A handful of live-mode customers are subscribed on wall time through the same services, so the
+dashboard's live/test switch shows a difference; their renewals run through the worker.
+
+Every random choice comes from one seeded `random.Random`, and every moment is relative to the
+moment the command runs, so every run builds the same shape (the same customers, the same
+scenarios, the same statuses) and the data always looks current. Only reserved `.example`
+domains are used: nothing here can reach a real inbox.
 """
 
 import calendar
-import copy
 import random
 import secrets
 import time
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Count, prefetch_related_objects
+from django.db.models import Count
 
-from billing import events
+from billing import clocks, events, periods, timeline
 from billing.choices import (
-    BillingReason,
-    CardBrand,
+    AfterRetriesInvoice,
+    AfterRetriesSubscription,
     CollectionMethod,
     CouponDuration,
     Interval,
     InvoiceStatus,
+    JobStatus,
     MissingPaymentMethodBehavior,
     PaymentIntentStatus,
     PriceType,
+    RetryMode,
     Role,
     SubscriptionStatus,
-    TestCardBehavior,
+    TestClockStatus,
     UsageType,
 )
-from billing.ids import ALPHABET
 from billing.models import (
     Account,
     ApiKey,
@@ -54,20 +62,27 @@ from billing.models import (
     Customer,
     CustomerBalanceTransaction,
     Discount,
+    DueJob,
     Event,
     ExchangeRate,
     Invoice,
+    InvoiceItem,
     InvoiceLineItem,
     Membership,
     PaymentIntent,
     PaymentMethod,
     Price,
     Product,
+    RecoverySettings,
     Subscription,
     SubscriptionItem,
     TestClock,
 )
-from billing.money import format_amount
+from billing.services import invoices as invoicing
+from billing.services import subscriptions as subscribing
+from billing.services import update_recovery_settings
+from billing.services.customers import add_card, create_customer
+from billing.services.test_clocks import create_test_clock
 
 SEED = 20240917
 ACCOUNT_NAME = "Northwind Software"
@@ -75,15 +90,10 @@ ACCOUNT_NAME = "Northwind Software"
 MARKER_KEY, MARKER_VALUE = "demo", "true"
 DEFAULT_LOGIN_EMAIL = "demo@relance.local"
 LOGIN_FILE_NAME = "demo-login.txt"
-INVOICE_PREFIX = "NW"
 EUR_TO_USD = Decimal("1.08")
-
-TRIAL_DAYS = 14
-# A renewal invoice is a draft for about an hour before it is finalized (SPEC R-INV-2).
-FINALIZE_AFTER = timedelta(hours=1)
-# Days after finalization of each payment attempt: the first, then three retries (R-INV-9).
-ATTEMPT_DAYS = (0, 3, 8, 15)
-INCOMPLETE_EXPIRES_AFTER = timedelta(hours=23)
+CLOCK_NAME = "Northwind demo"
+# The test clock starts this many months before the day the command runs.
+HISTORY_MONTHS = 6
 
 # (key, name, description, unit label, monthly amount per currency). Annual = 10 × monthly.
 CATALOG = (
@@ -99,51 +109,135 @@ CATALOG = (
     ),
 )
 PRODUCT_WEIGHTS = {"starter": 45, "pro": 40, "enterprise": 15}
+PRO_SEATS = (1, 1, 2, 3, 3, 4, 5, 5, 8, 10, 12, 15)
 
-# How many test-mode customers play each part. The roles spell out the status mix; the
-# `lead` customers signed up but never subscribed.
+# Revenue recovery in test mode: retry 3, 5 and 7 days after the previous attempt (four
+# attempts within 15 days), then mark the subscription unpaid and leave the invoice open.
+TEST_RECOVERY = {
+    "retry_mode": RetryMode.CUSTOM,
+    "retry_days": [3, 5, 7],
+    "after_retries_subscription": AfterRetriesSubscription.UNPAID,
+    "after_retries_invoice": AfterRetriesInvoice.OPEN,
+    "upcoming_renewal_days": 7,
+}
+RETRY_WINDOW_DAYS = 15
+TRIAL_DAYS = 14
+
+# The scenarios the test-mode customers play, and how many play each. A scenario says how the
+# customer starts (card, trial, collection) and what they or the merchant do later; where they
+# stand today is left to the engine. Arrival windows (days before the command runs) put each
+# scenario where its outcome is still current today: trials started within the last two weeks
+# are still trialing, a first payment that failed less than 23 hours ago is still incomplete,
+# a renewal that failed less than 15 days ago is still being retried (past due)…
 TEST_ROLES = {
-    "active": 102,
+    # Pays by card; some later switch to a card that declines, or change seats.
+    "active": 70,
+    # The same, with a card that expires next month.
     "active_expiring_card": 6,
-    "active_send_invoice": 8,
-    "active_draft": 4,
-    "trialing": 14,
-    "trialing_no_card": 6,
-    "past_due": 11,
-    "past_due_3ds": 1,
-    "unpaid": 5,
-    "canceled": 12,
-    "canceled_nonpayment": 6,
+    # Asked to cancel at the end of the current period / of a period that has ended since.
+    "cancel_requested": 3,
+    "canceled_at_period_end": 4,
+    # Canceled at once by the merchant, at the customer's request.
+    "canceled_by_merchant": 3,
+    # Invoiced with days to pay; most pay each invoice with a card (some late), a few never.
+    "send_invoice": 10,
+    # A 14-day trial started within the last two weeks, with a card / without one.
+    "trialing": 10,
+    "trialing_no_card": 5,
+    # A trial, with a card, that ended: billed since.
+    "trial_converted": 12,
+    # A trial started without a card; one was added before it ended.
+    "trial_card_added": 4,
+    # A trial without a card that ended: paused / canceled, as its settings say.
+    "trial_paused": 4,
+    "trial_canceled": 2,
+    # A trial whose first charge failed (a declining card, or none) less than 15 days ago…
+    "trial_past_due": 5,
+    # … or longer ago: the retries are over, the subscription is unpaid…
+    "trial_unpaid": 4,
+    # … and the merchant wrote the invoice off and canceled.
+    "trial_written_off": 2,
+    # The first payment failed (or awaits 3-D Secure) within the last 23 hours / longer ago.
     "incomplete": 3,
-    "incomplete_3ds": 1,
-    "incomplete_expired": 3,
-    "paused": 4,
-    "lead": 14,
+    "incomplete_expired": 4,
+    # A 3-D Secure card: the first payment was authenticated, renewals wait for the customer.
+    "authenticates": 2,
+    # Signed up, never subscribed.
+    "lead": 10,
 }
 LIVE_ROLES = {"active": 4, "trialing": 1}
 
-ROLE_STATUS = {
-    "active": SubscriptionStatus.ACTIVE,
-    "active_expiring_card": SubscriptionStatus.ACTIVE,
-    "active_send_invoice": SubscriptionStatus.ACTIVE,
-    "active_draft": SubscriptionStatus.ACTIVE,
-    "trialing": SubscriptionStatus.TRIALING,
-    "trialing_no_card": SubscriptionStatus.TRIALING,
-    "past_due": SubscriptionStatus.PAST_DUE,
-    "past_due_3ds": SubscriptionStatus.PAST_DUE,
-    "unpaid": SubscriptionStatus.UNPAID,
-    "canceled": SubscriptionStatus.CANCELED,
-    "canceled_nonpayment": SubscriptionStatus.CANCELED,
-    "incomplete": SubscriptionStatus.INCOMPLETE,
-    "incomplete_3ds": SubscriptionStatus.INCOMPLETE,
-    "incomplete_expired": SubscriptionStatus.INCOMPLETE_EXPIRED,
-    "paused": SubscriptionStatus.PAUSED,
+# Days before the command ran between which customers of each scenario arrive.
+ARRIVALS = {
+    "active": (0.2, 999),
+    "active_expiring_card": (0.2, 999),
+    "cancel_requested": (3, 999),
+    "canceled_at_period_end": (45, 999),
+    "canceled_by_merchant": (40, 999),
+    "send_invoice": (3, 999),
+    "trialing": (0.2, TRIAL_DAYS - 1.5),
+    "trialing_no_card": (0.2, TRIAL_DAYS - 1.5),
+    "trial_converted": (TRIAL_DAYS + 1, 999),
+    "trial_card_added": (TRIAL_DAYS + 1, 999),
+    "trial_paused": (TRIAL_DAYS + 1.5, 120),
+    "trial_canceled": (TRIAL_DAYS + 1.5, 150),
+    "trial_past_due": (TRIAL_DAYS + 1.2, TRIAL_DAYS + RETRY_WINDOW_DAYS - 2),
+    "trial_unpaid": (TRIAL_DAYS + RETRY_WINDOW_DAYS + 3, 150),
+    "trial_written_off": (TRIAL_DAYS + RETRY_WINDOW_DAYS + 25, 160),
+    "incomplete": (1 / 24, 20 / 24),
+    "incomplete_expired": (2, 999),
+    "authenticates": (35, 999),
+    "lead": (0.2, 999),
 }
-PAST_DUE = SubscriptionStatus.PAST_DUE
-# Roles whose card fails: their last invoice could not be collected.
-DECLINING_ROLES = {"past_due", "unpaid", "canceled_nonpayment", "incomplete", "incomplete_expired"}
-AUTHENTICATING_ROLES = {"past_due_3ds", "incomplete_3ds"}
-NO_CARD_ROLES = {"trialing_no_card", "paused"}
+TRIAL_ROLES = {
+    "trialing",
+    "trialing_no_card",
+    "trial_converted",
+    "trial_card_added",
+    "trial_paused",
+    "trial_canceled",
+    "trial_past_due",
+    "trial_unpaid",
+    "trial_written_off",
+}
+FAILING_TRIAL_ROLES = {"trial_past_due", "trial_unpaid", "trial_written_off"}
+BILLING_ROLES = {"active", "active_expiring_card"}
+CANCELING_ROLES = {"cancel_requested", "canceled_at_period_end", "canceled_by_merchant"}
+
+# Stripe's test card numbers (SPEC R-INV-10), by what they do.
+SUCCEEDING_CARDS = (
+    ("4242424242424242", 6),  # Visa
+    ("5555555555554444", 3),  # Mastercard
+    ("4000056655665556", 1),  # Visa debit
+    ("378282246310005", 1),  # American Express
+    ("6011111111111117", 1),  # Discover
+)
+DECLINING_CARDS = (
+    "4000000000000002",  # generic decline
+    "4000000000009995",  # insufficient funds
+    "4000000000000341",  # attaches, then every charge fails
+)
+AUTHENTICATING_CARD = "4000002500003155"  # 3-D Secure on every charge
+
+CANCEL_FEEDBACK = (
+    ("too_expensive", "We had to cut tooling costs this quarter."),
+    ("switched_service", "Moved everything to an in-house tool."),
+    ("unused", None),
+    ("missing_features", "We need a native HubSpot integration."),
+    ("too_complex", None),
+    ("customer_service", None),
+    ("other", "Company acquired; consolidating vendors."),
+)
+# One-off work billed on manual invoices: (description, amount in USD cents, in EUR cents).
+ONE_OFF_WORK = (
+    ("Onboarding and data migration", 150000, 140000),
+    ("Custom integration work (10 hours)", 120000, 110000),
+    ("Team training session", 45000, 42000),
+    ("Premium support, first quarter", 60000, 55000),
+    ("Historical data import", 80000, 75000),
+)
+# What becomes of the manual invoices, one each.
+MANUAL_OUTCOMES = ("paid", "paid", "open", "draft", "void", "uncollectible")
 
 FIRST_NAMES = (
     "Olivia", "Liam", "Emma", "Noah", "Amelia", "Oliver", "Sophia", "Elijah", "Mia", "Lucas",
@@ -193,36 +287,6 @@ CALLING_CODES = {
     "US": "1", "CA": "1", "GB": "44", "IE": "353", "DE": "49", "FR": "33", "NL": "31",
     "ES": "34", "IT": "39", "AU": "61", "SG": "65",
 }  # fmt: skip
-# Stripe's test card numbers (SPEC R-INV-10), by what they do.
-TEST_CARD_LAST4 = {
-    TestCardBehavior.DECLINE: "0002",
-    TestCardBehavior.INSUFFICIENT_FUNDS: "9995",
-    TestCardBehavior.AUTHENTICATION_REQUIRED: "3155",
-    TestCardBehavior.ATTACH_THEN_FAIL: "0341",
-}
-SUCCEEDING_CARDS = (
-    (CardBrand.VISA, "4242", 6),
-    (CardBrand.MASTERCARD, "4444", 3),
-    (CardBrand.AMEX, "8431", 1),
-    (CardBrand.DISCOVER, "1117", 1),
-)
-DECLINE_ERRORS = {
-    TestCardBehavior.DECLINE: ("generic_decline", "Your card was declined."),
-    TestCardBehavior.INSUFFICIENT_FUNDS: (
-        "insufficient_funds",
-        "Your card has insufficient funds.",
-    ),
-    TestCardBehavior.ATTACH_THEN_FAIL: ("generic_decline", "Your card was declined."),
-}
-CANCEL_FEEDBACK = (
-    ("too_expensive", "We had to cut tooling costs this quarter."),
-    ("switched_service", "Moved everything to an in-house tool."),
-    ("unused", None),
-    ("missing_features", "We need a native HubSpot integration."),
-    ("too_complex", None),
-    ("customer_service", None),
-    ("other", "Company acquired; consolidating vendors."),
-)
 
 
 # --- dates ------------------------------------------------------------------------------------
@@ -237,105 +301,103 @@ def add_months(value: datetime, months: int) -> datetime:
 
 
 def start_of_day(moment: datetime) -> datetime:
-    """Midnight UTC of `moment`'s day: the reference every demo date is relative to."""
+    """Midnight UTC of `moment`'s day."""
     return moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def clock_start(now: datetime) -> datetime:
+    """Where the demo's test clock starts: midnight, HISTORY_MONTHS months before `now`."""
+    return add_months(start_of_day(now), -HISTORY_MONTHS)
 
 
 # --- plans: all the randomness ----------------------------------------------------------------
 
 
 @dataclass
-class InvoicePlan:
-    """One invoice as it will be written, with its whole timeline."""
+class Action:
+    """Something a customer (or the merchant) does at `at`, through the services."""
 
-    status: str
-    reason: str
-    created: datetime
-    line_start: datetime
-    line_end: datetime
-    subtotal: int
-    discount: int = 0
-    trial: bool = False
-    finalized_at: datetime | None = None
-    paid_at: datetime | None = None
-    voided_at: datetime | None = None
-    uncollectible_at: datetime | None = None
-    due_date: datetime | None = None
-    next_payment_attempt: datetime | None = None
-    # Times of the payment attempts that failed, in order.
-    failed_attempts: list = field(default_factory=list)
-    # How the payment intent ended: succeeded, failed, requires_action, canceled (or no PI).
-    payment: str | None = None
-    number: str | None = None
-    obj: Invoice | None = None
+    at: datetime
+    kind: str
+    args: dict = field(default_factory=dict)
 
 
 @dataclass
 class SubscriptionPlan:
-    """A subscription: its price, its periods and what happened to it."""
+    """What the customer subscribes to when they arrive, and how."""
 
-    role: str
-    status: str
     product_key: str
     interval: str
     currency: str
     quantity: int
-    start: datetime
-    period_start: datetime
-    period_end: datetime
-    anchor: datetime
+    trial_days: int | None = None
+    missing_payment_method: str = MissingPaymentMethodBehavior.CREATE_INVOICE
     collection_method: str = CollectionMethod.CHARGE_AUTOMATICALLY
     days_until_due: int | None = None
-    trial_start: datetime | None = None
-    trial_end: datetime | None = None
-    missing_payment_method: str = MissingPaymentMethodBehavior.CREATE_INVOICE
-    canceled_at: datetime | None = None
-    ended_at: datetime | None = None
-    cancel_at: datetime | None = None
-    cancel_at_period_end: bool = False
-    cancellation_details: dict = field(default_factory=dict)
     coupon_code: str | None = None
-    invoices: list = field(default_factory=list)
-    # (when, new status, old status, also_paused) for the timeline of events.
-    transitions: list = field(default_factory=list)
-    obj: Subscription | None = None
-    item: SubscriptionItem | None = None
 
 
 @dataclass
 class CustomerPlan:
-    """A customer, their card and their subscription (if any)."""
+    """A customer: who they are, when they arrive, their card, subscription and later actions."""
 
+    role: str
+    arrival: datetime
     name: str
     email: str
-    created: datetime
     metadata: dict
     timezone: str
     address: dict | None
     phone: str
     description: str
     locales: list
-    currency: str
     card: dict | None
     subscription: SubscriptionPlan | None
-    obj: Customer | None = None
-    card_obj: PaymentMethod | None = None
+    actions: list = field(default_factory=list)
+    customer: Customer | None = None
+    subscription_id: str | None = None
+
+
+def _luhn_complete(partial: str) -> str:
+    """`partial` followed by the check digit that makes it a valid card number."""
+    total = 0
+    for position, char in enumerate(reversed(partial)):
+        value = int(char)
+        if position % 2 == 0:
+            value *= 2
+            if value > 9:
+                value -= 9
+        total += value
+    return partial + str((10 - total % 10) % 10)
 
 
 class Planner:
-    """Draws customers and their histories from one seeded random generator."""
+    """Draws customers and their scenarios from one seeded random generator.
 
-    def __init__(self, rng: random.Random, base: datetime, livemode: bool):
+    Moments are drawn as offsets before `now` (whole seconds), never before the clock's start.
+    """
+
+    def __init__(self, rng: random.Random, now: datetime, start: datetime, livemode: bool):
         self.rng = rng
-        self.base = base
+        self.now = now.replace(microsecond=0)
+        self.start = start
         self.livemode = livemode
         self.emails: set[str] = set()
+        # The days the clock covers; arrivals stay a little after its start.
+        self.horizon = (self.now - start).total_seconds() / 86400 - 0.05
 
     # Small random helpers; every one of them goes through `self.rng`.
-    def ago(self, low_days: float, high_days: float) -> datetime:
-        """A moment between `low_days` and `high_days` before the reference day, to the second."""
-        seconds = self.rng.randint(int(low_days * 86400), int(high_days * 86400))
-        return self.base - timedelta(seconds=seconds)
+    def ago(self, low_days: float, high_days: float, growth: float = 1.0) -> datetime:
+        """A moment between `low_days` and `high_days` before now (within the clock's span);
+        with `growth` above 1, recent moments are likelier."""
+        high = min(high_days, self.horizon)
+        low = min(low_days, high)
+        days = low + (high - low) * self.rng.random() ** growth
+        return self.now - timedelta(seconds=int(days * 86400))
+
+    def later(self, moment: datetime, low_days: float, high_days: float) -> datetime:
+        """A moment between `low_days` and `high_days` after `moment`."""
+        return _later(self.rng, moment, low_days, high_days)
 
     def weighted(self, options: dict):
         """One key of `options`, chosen with its value as weight."""
@@ -359,7 +421,7 @@ class Planner:
         company = subscription is not None and (
             subscription.product_key == "enterprise"
             or subscription.quantity >= 8
-            or role == "active_send_invoice"
+            or role == "send_invoice"
         )
         first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
         person = f"{first} {last}"
@@ -398,28 +460,38 @@ class Planner:
             digits = f"{rng.randint(200, 999)} {rng.randint(100, 999)} {rng.randint(0, 9999):04d}"
             phone = f"+{CALLING_CODES[country]} {digits}"
 
-        if subscription is not None:
-            # They signed up a few minutes before subscribing.
-            created = subscription.start - timedelta(seconds=rng.randint(120, 3600))
+        card_kind = self.card_kind(role)
+        if self.livemode:
+            arrival = self.now
+        elif role == "send_invoice" and card_kind is None:
+            # The ones who never pay have not been customers for long.
+            arrival = self.ago(20, 70)
+        elif role in BILLING_ROLES:
+            # A growing business: more of its paying customers came recently.
+            arrival = self.ago(*ARRIVALS[role], growth=1.5)
         else:
-            created = self.ago(1, 400)
-        card = self.plan_card(role, created)
-        if card is not None:
-            card["billing_details"] = {"name": person, "email": email, "address": address or {}}
-        return CustomerPlan(
+            arrival = self.ago(*ARRIVALS[role])
+        card = None
+        if card_kind is not None:
+            card = self.plan_card(role, card_kind)
+            card["billing_details"] = {"name": person, "email": email, "address": address}
+        plan = CustomerPlan(
+            role=role,
+            arrival=arrival,
             name=name,
             email=email,
-            created=created,
             metadata=metadata,
             timezone=tz if rng.random() < 0.85 else "",
             address=address,
             phone=phone,
             description=description,
             locales=[locale] if rng.random() < 0.5 else [],
-            currency=currency if subscription is not None else "",
             card=card,
             subscription=subscription,
         )
+        if not self.livemode:
+            self.plan_actions(plan)
+        return plan
 
     def unique_email(self, local: str, domain: str) -> str:
         """`local@domain`, with a number added when another demo customer has it already."""
@@ -429,311 +501,80 @@ class Planner:
         self.emails.add(email)
         return email
 
-    def plan_card(self, role: str, customer_created: datetime) -> dict | None:
-        """The card a customer attached (test behaviour by role), or None."""
+    def card_kind(self, role: str) -> str | None:
+        """What the customer's card does when charged ("succeed", "decline", "3ds"), or None."""
         rng = self.rng
-        if role in NO_CARD_ROLES:
+        if role in {"trialing_no_card", "trial_card_added", "trial_paused", "trial_canceled"}:
             return None
-        if role == "lead" and rng.random() < 0.7:
-            return None
-        if role == "active_send_invoice" and rng.random() < 0.6:
-            return None  # they pay by bank transfer
-        if role in AUTHENTICATING_ROLES:
-            behavior = TestCardBehavior.AUTHENTICATION_REQUIRED
-        elif role in DECLINING_ROLES:
-            behavior = rng.choice(
-                (
-                    TestCardBehavior.DECLINE,
-                    TestCardBehavior.INSUFFICIENT_FUNDS,
-                    TestCardBehavior.ATTACH_THEN_FAIL,
-                )
-            )
+        if role == "lead":
+            return "succeed" if rng.random() < 0.3 else None
+        if role == "send_invoice":
+            # Most pay their invoices with a card; the others have never paid.
+            return "succeed" if rng.random() < 0.75 else None
+        if role in FAILING_TRIAL_ROLES:
+            return "decline" if rng.random() < 0.75 else None
+        if role == "authenticates":
+            return "3ds"
+        if role in {"incomplete", "incomplete_expired"}:
+            return "3ds" if rng.random() < 0.3 else "decline"
+        return "succeed"
+
+    def plan_card(self, role: str, kind: str) -> dict:
+        """The card's number (a Stripe test number; a random valid Visa in live mode), expiry."""
+        rng = self.rng
+        if kind == "3ds":
+            number = AUTHENTICATING_CARD
+        elif kind == "decline":
+            number = rng.choice(DECLINING_CARDS)
         else:
-            behavior = TestCardBehavior.SUCCEED
-        if behavior == TestCardBehavior.SUCCEED:
-            brand, last4, _ = rng.choices(
-                SUCCEEDING_CARDS, weights=[c[2] for c in SUCCEEDING_CARDS]
+            number = rng.choices(
+                [number for number, _ in SUCCEEDING_CARDS],
+                weights=[weight for _, weight in SUCCEEDING_CARDS],
             )[0]
-        else:
-            brand, last4 = CardBrand.VISA, TEST_CARD_LAST4[behavior]
         if self.livemode:
-            behavior = TestCardBehavior.SUCCEED
-            last4 = f"{rng.randint(0, 9999):04d}"
+            number = _luhn_complete("4" + "".join(str(rng.randint(0, 9)) for _ in range(14)))
         if role == "active_expiring_card":
             # Expires at the end of next month: the expiring-card reminder has work to do.
-            next_month = add_months(self.base, 1)
+            next_month = add_months(self.now, 1)
             exp_month, exp_year = next_month.month, next_month.year
         else:
-            exp_month, exp_year = rng.randint(1, 12), self.base.year + rng.randint(1, 4)
-        return {
-            "brand": brand,
-            "last4": last4,
-            "exp_month": exp_month,
-            "exp_year": exp_year,
-            "behavior": behavior,
-            "funding": rng.choice(("credit", "credit", "credit", "debit")),
-            "fingerprint": "".join(rng.choice(ALPHABET) for _ in range(16)),
-            "created": customer_created + timedelta(seconds=rng.randint(30, 90)),
-        }
+            exp_month, exp_year = rng.randint(1, 12), self.now.year + rng.randint(1, 4)
+        return {"number": number, "exp_month": exp_month, "exp_year": exp_year, "cvc": "123"}
 
     def plan_subscription(self, role: str, currency: str) -> SubscriptionPlan:
-        """A subscription in the status `role` calls for, with its invoices and transitions."""
+        """The price, quantity, trial and collection the customer subscribes with."""
         rng = self.rng
         product_key = self.weighted(PRODUCT_WEIGHTS)
-        if role == "active_send_invoice":
+        if role == "send_invoice":
             product_key = rng.choice(("enterprise", "enterprise", "pro"))
-        yearly = rng.random() < 0.25
-        if role in {"active_draft", "past_due", "past_due_3ds", "unpaid", "canceled_nonpayment"}:
-            yearly = rng.random() < 0.1
-        months = 12 if yearly else 1
-        quantity = 1
-        if product_key == "pro":
-            quantity = rng.choice((1, 1, 2, 3, 3, 4, 5, 5, 8, 10, 12, 15))
+        yearly = rng.random() < (0.1 if role in TRIAL_ROLES else 0.25)
+        if role in {"authenticates", "canceled_at_period_end"}:
+            yearly = False  # a renewal (or the period's end) must have come round
+        quantity = rng.choice(PRO_SEATS) if product_key == "pro" else 1
         plan = SubscriptionPlan(
-            role=role,
-            status=ROLE_STATUS[role],
             product_key=product_key,
             interval=Interval.YEAR if yearly else Interval.MONTH,
             currency=currency,
             quantity=quantity,
-            start=self.base,
-            period_start=self.base,
-            period_end=self.base,
-            anchor=self.base,
         )
-        if rng.random() < 0.1 and role in {"active", "canceled", "past_due"}:
+        if role in TRIAL_ROLES:
+            plan.trial_days = TRIAL_DAYS
+            if role == "trial_converted":
+                plan.trial_days = rng.choice((7, 14, 14, 30))
+            if role == "trial_paused":
+                plan.missing_payment_method = MissingPaymentMethodBehavior.PAUSE
+            elif role == "trial_canceled":
+                plan.missing_payment_method = MissingPaymentMethodBehavior.CANCEL
+            elif role == "trialing_no_card":
+                plan.missing_payment_method = rng.choice(tuple(MissingPaymentMethodBehavior))
+        if role == "send_invoice":
+            plan.collection_method = CollectionMethod.SEND_INVOICE
+            plan.days_until_due = rng.choice((14, 14, 30))
+        if role in BILLING_ROLES | {"trial_converted"} and rng.random() < 0.12:
             plan.coupon_code = (
                 "FRIENDS10" if currency == "usd" and rng.random() < 0.4 else "WELCOME20"
             )
-
-        if role.startswith("trialing") or role == "paused":
-            self.plan_trial_only(plan, months)
-        elif role.startswith("incomplete"):
-            self.plan_incomplete(plan, months)
-        else:
-            self.plan_billing(plan, months)
         return plan
-
-    def price_amount(self, plan: SubscriptionPlan) -> int:
-        """What one period costs before discounts."""
-        for key, _, _, _, usd, eur in CATALOG:
-            if key == plan.product_key:
-                monthly = usd if plan.currency == "usd" else eur
-                yearly = plan.interval == Interval.YEAR
-                return monthly * (10 if yearly else 1) * plan.quantity
-        raise ValueError(f"unknown product {plan.product_key!r}")
-
-    def plan_trial_only(self, plan: SubscriptionPlan, months: int) -> None:
-        """A subscription still in (or stopped at the end of) its free trial: one $0 invoice."""
-        rng = self.rng
-        if plan.role == "paused":
-            trial_start = self.ago(TRIAL_DAYS + 1, 75)
-        else:
-            trial_start = self.ago(0.2, TRIAL_DAYS - 2)
-        trial_end = trial_start + timedelta(days=TRIAL_DAYS)
-        plan.start = trial_start
-        plan.trial_start, plan.trial_end = trial_start, trial_end
-        plan.period_start, plan.period_end = trial_start, trial_end
-        # Billing starts when the trial ends.
-        plan.anchor = trial_end
-        if plan.role == "paused":
-            plan.missing_payment_method = MissingPaymentMethodBehavior.PAUSE
-            plan.transitions.append(
-                (trial_end, SubscriptionStatus.PAUSED, SubscriptionStatus.TRIALING, True)
-            )
-        elif plan.role == "trialing_no_card":
-            plan.missing_payment_method = rng.choice(tuple(MissingPaymentMethodBehavior))
-        plan.invoices.append(self.trial_invoice(plan))
-
-    def trial_invoice(self, plan: SubscriptionPlan) -> InvoicePlan:
-        """Stripe's $0 invoice for the start of a trial."""
-        return InvoicePlan(
-            status=InvoiceStatus.PAID,
-            reason=BillingReason.SUBSCRIPTION_CREATE,
-            created=plan.trial_start,
-            line_start=plan.trial_start,
-            line_end=plan.trial_end,
-            subtotal=0,
-            trial=True,
-            finalized_at=plan.trial_start,
-            paid_at=plan.trial_start,
-        )
-
-    def plan_incomplete(self, plan: SubscriptionPlan, months: int) -> None:
-        """A first payment that failed: still incomplete, or expired after 23 hours."""
-        rng = self.rng
-        # Incomplete ones started today (they expire after 23 hours); expired ones earlier.
-        expiring = plan.role == "incomplete_expired"
-        start = self.ago(2, 90) if expiring else self.ago(1 / 24, 8 / 24)
-        plan.start = plan.anchor = plan.period_start = start
-        plan.period_end = add_months(start, months)
-        invoice = InvoicePlan(
-            status=InvoiceStatus.OPEN,
-            reason=BillingReason.SUBSCRIPTION_CREATE,
-            created=start,
-            line_start=start,
-            line_end=plan.period_end,
-            subtotal=self.price_amount(plan),
-            finalized_at=start,
-        )
-        if plan.role == "incomplete_3ds":
-            invoice.payment = "requires_action"
-        else:
-            invoice.payment = "failed"
-            invoice.failed_attempts = [start + timedelta(seconds=rng.randint(1, 4))]
-        if expiring:
-            expired = start + INCOMPLETE_EXPIRES_AFTER
-            invoice.status = InvoiceStatus.VOID
-            invoice.voided_at = expired
-            invoice.payment = "canceled"
-            plan.ended_at = expired
-            plan.transitions.append(
-                (
-                    expired,
-                    SubscriptionStatus.INCOMPLETE_EXPIRED,
-                    SubscriptionStatus.INCOMPLETE,
-                    False,
-                )
-            )
-        plan.invoices.append(invoice)
-
-    def plan_billing(self, plan: SubscriptionPlan, months: int) -> None:
-        """A subscription that has billed for one or more periods, ending in its status."""
-        rng = self.rng
-        role = plan.role
-        yearly = months == 12
-        overdue = False
-        if role == "active_send_invoice":
-            overdue = rng.random() < 0.5
-            # A monthly invoice can only be overdue within its period with 14 days to pay.
-            plan.days_until_due = 14 if overdue and not yearly else rng.choice((14, 14, 30))
-        # When the current (or, once canceled, the last) period started. Times still to come
-        # (retries, due dates, period ends) are at least a day after the reference midnight, so
-        # they are still ahead whenever in the day the command runs.
-        if role == "active_draft":
-            last_start = self.base - timedelta(minutes=rng.randint(5, 50))
-        elif role == "past_due":
-            # `failed` attempts happened before today; the next one is due after today.
-            failed = rng.choice((1, 1, 2, 3))
-            low, high = ATTEMPT_DAYS[failed - 1] + 1 / 12, ATTEMPT_DAYS[failed] - 1
-            last_start = self.ago(low, high) - FINALIZE_AFTER
-        elif role == "past_due_3ds":
-            last_start = self.ago(0.2, 10)
-        elif role == "unpaid":
-            last_start = self.ago(16, 27 if not yearly else 120)
-        elif role == "canceled_nonpayment":
-            last_start = self.ago(16, 200)
-        elif role == "canceled":
-            # The last period ended some time ago.
-            last_end = self.ago(1, 240)
-            last_start = add_months(last_end, -months)
-        elif overdue:
-            last_start = self.ago(plan.days_until_due + 2, 27 if not yearly else 200)
-        elif role == "active_send_invoice":
-            last_start = self.ago(0.1, 12)
-        else:
-            last_start = self.ago(0.1, 27 if not yearly else 360)
-        history = rng.randint(0, 1) if yearly else rng.randint(0, 11)
-        if role == "active_draft" or role == "canceled" or role == "active_send_invoice":
-            history = max(history, 1)
-        count = history + 1
-        starts = [add_months(last_start, -months * (count - 1 - i)) for i in range(count)]
-        ends = starts[1:] + [add_months(last_start, months)]
-
-        had_trial = role in {"active", "active_expiring_card", "canceled"} and rng.random() < 0.3
-        plan.start = starts[0]
-        plan.anchor = starts[0]
-        plan.period_start, plan.period_end = starts[-1], ends[-1]
-        if had_trial:
-            plan.trial_start = starts[0] - timedelta(days=TRIAL_DAYS)
-            plan.trial_end = starts[0]
-            plan.start = plan.trial_start
-            plan.invoices.append(self.trial_invoice(plan))
-            plan.transitions.append(
-                (plan.trial_end, SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING, False)
-            )
-        if role == "active_send_invoice":
-            plan.collection_method = CollectionMethod.SEND_INVOICE
-
-        amount = self.price_amount(plan)
-        for index, (start, end) in enumerate(zip(starts, ends, strict=True)):
-            first = index == 0 and not had_trial
-            created = start
-            invoice = InvoicePlan(
-                status=InvoiceStatus.PAID,
-                reason=BillingReason.SUBSCRIPTION_CREATE
-                if first
-                else BillingReason.SUBSCRIPTION_CYCLE,
-                created=created,
-                line_start=start,
-                line_end=end,
-                subtotal=amount,
-                # The first invoice is paid while subscribing; renewals wait about an hour.
-                finalized_at=created if first else created + FINALIZE_AFTER,
-            )
-            plan.invoices.append(invoice)
-            last = index == count - 1
-            if last and role == "active_draft":
-                invoice.status = InvoiceStatus.DRAFT
-                invoice.finalized_at = None
-                invoice.next_payment_attempt = created + FINALIZE_AFTER
-            elif plan.collection_method == CollectionMethod.SEND_INVOICE:
-                invoice.due_date = invoice.finalized_at + timedelta(days=plan.days_until_due)
-                if last:
-                    invoice.status = InvoiceStatus.OPEN
-                else:
-                    delay = timedelta(days=rng.randint(2, plan.days_until_due - 1))
-                    invoice.paid_at = min(invoice.finalized_at + delay, self.base)
-            elif last and role in {"past_due", "past_due_3ds", "unpaid", "canceled_nonpayment"}:
-                self.plan_failed_renewal(plan, invoice)
-            else:
-                invoice.payment = "succeeded"
-                invoice.paid_at = invoice.finalized_at + timedelta(seconds=rng.randint(1, 6))
-                if not first and role != "canceled" and rng.random() < 0.05:
-                    # The first attempt failed and the second, three days later, worked.
-                    retry = invoice.finalized_at + timedelta(days=ATTEMPT_DAYS[1])
-                    if retry < min(end, self.base):
-                        invoice.failed_attempts = [invoice.finalized_at]
-                        invoice.paid_at = retry + timedelta(seconds=rng.randint(1, 6))
-                        plan.transitions.append(
-                            (invoice.finalized_at, PAST_DUE, SubscriptionStatus.ACTIVE, False)
-                        )
-                        plan.transitions.append(
-                            (invoice.paid_at, SubscriptionStatus.ACTIVE, PAST_DUE, False)
-                        )
-
-        if role == "canceled":
-            self.plan_cancellation(plan)
-        elif role == "active" and rng.random() < 0.06:
-            self.plan_scheduled_cancellation(plan)
-
-    def plan_failed_renewal(self, plan: SubscriptionPlan, invoice: InvoicePlan) -> None:
-        """The renewal that could not be collected: retried, then left open or written off."""
-        rng = self.rng
-        invoice.status = InvoiceStatus.OPEN
-        finalized = invoice.finalized_at
-        if plan.role == "past_due_3ds":
-            invoice.payment = "requires_action"
-            plan.transitions.append((finalized, PAST_DUE, SubscriptionStatus.ACTIVE, False))
-            return
-        invoice.payment = "failed"
-        for days in ATTEMPT_DAYS:
-            attempt = finalized + timedelta(days=days, seconds=rng.randint(0, 3600) if days else 2)
-            if attempt > self.base:
-                invoice.next_payment_attempt = attempt
-                break
-            invoice.failed_attempts.append(attempt)
-        plan.transitions.append(
-            (invoice.failed_attempts[0], PAST_DUE, SubscriptionStatus.ACTIVE, False)
-        )
-        final = invoice.failed_attempts[-1]
-        if plan.role == "unpaid":
-            plan.transitions.append((final, SubscriptionStatus.UNPAID, PAST_DUE, False))
-        elif plan.role == "canceled_nonpayment":
-            invoice.status = InvoiceStatus.UNCOLLECTIBLE
-            invoice.uncollectible_at = final
-            plan.canceled_at = plan.ended_at = final
-            plan.cancellation_details = {"reason": "payment_failed"}
 
     def cancellation_request(self) -> dict:
         """Stripe's cancellation_details of a customer who asked to cancel, with their feedback."""
@@ -743,26 +584,131 @@ class Planner:
             details["comment"] = comment
         return details
 
-    def plan_scheduled_cancellation(self, plan: SubscriptionPlan) -> None:
-        """An active subscription whose customer asked to cancel when the period ends."""
-        plan.cancellation_details = self.cancellation_request()
-        days_in = (self.base - plan.period_start).total_seconds() / 86400
-        plan.canceled_at = self.ago(0.01, max(days_in - 0.05, 0.02))
-        plan.cancel_at_period_end = True
-        plan.cancel_at = plan.period_end
+    def plan_actions(self, plan: CustomerPlan) -> None:
+        """What the customer (or the merchant) does after arriving; only what happens by now."""
+        rng, role, arrival = self.rng, plan.role, plan.arrival
+        actions = []
+        if role in BILLING_ROLES:
+            if rng.random() < 0.07:
+                card = {
+                    **self.plan_card(role, "decline"),
+                    "billing_details": plan.card["billing_details"],
+                }
+                at = self.later(arrival, 3, 200)
+                actions.append(Action(at, "switch_card", {"card": card}))
+            sp = plan.subscription
+            if sp.product_key == "pro" and rng.random() < 0.2:
+                seats = max(1, sp.quantity + rng.choice((-2, -1, 1, 2, 3, 5)))
+                actions.append(
+                    Action(self.later(arrival, 5, 120), "change_seats", {"quantity": seats})
+                )
+        elif role in CANCELING_ROLES:
+            actions.append(self.cancellation(plan))
+        elif role == "trial_card_added":
+            card = self.plan_card(role, "succeed")
+            card["billing_details"] = {"name": plan.name, "email": plan.email}
+            actions.append(
+                Action(self.later(arrival, 1, TRIAL_DAYS - 2), "new_card", {"card": card})
+            )
+        elif role == "trial_written_off":
+            # Some time after the subscription became unpaid.
+            gave_up = TRIAL_DAYS + RETRY_WINDOW_DAYS + 1
+            actions.append(Action(self.later(arrival, gave_up + 2, gave_up + 20), "write_off"))
+        elif role == "authenticates":
+            confirmed = arrival + timedelta(seconds=rng.randint(120, 2400))
+            actions.append(Action(confirmed, "confirm_payment"))
+        elif role == "send_invoice" and plan.card is not None:
+            actions.extend(self.invoice_payments(plan))
+        plan.actions = [action for action in actions if action.at < self.now]
 
-    def plan_cancellation(self, plan: SubscriptionPlan) -> None:
-        """A customer who asked to cancel: at the period's end (mostly), or at once."""
-        rng = self.rng
-        plan.cancellation_details = self.cancellation_request()
-        span = (plan.period_end - plan.period_start).total_seconds()
-        asked = plan.period_start + timedelta(seconds=rng.randint(3600, int(span * 0.9)))
+    def cancellation(self, plan: CustomerPlan) -> Action:
+        """When and how the customer asks to cancel (see the CANCELING_ROLES)."""
+        rng, arrival, sp = self.rng, plan.arrival, plan.subscription
+        details = self.cancellation_request()
+        if plan.role == "cancel_requested":
+            # During the current period, so it is still running today.
+            current = periods.next_boundary(arrival, sp.interval, 1, self.now)
+            since = max(arrival, periods.shift(current, sp.interval, 1, -1))
+            asked = since + (self.now - since) * (0.1 + 0.85 * rng.random())
+            return Action(asked, "cancel_at_period_end", details)
+        # More than a month ago: the period it was asked in has ended since.
+        asked = arrival + (self.now - timedelta(days=32) - arrival) * rng.random()
+        if plan.role == "canceled_at_period_end":
+            return Action(asked, "cancel_at_period_end", details)
+        return Action(asked, "cancel_now", details)
+
+    def invoice_payments(self, plan: CustomerPlan) -> list[Action]:
+        """A send_invoice customer paying each invoice some days after it was sent: mostly on
+        time, some always late (after the overdue notice)."""
+        sp = plan.subscription
+        # Their own generator: how many invoices there were depends on the day the command
+        # runs, and must not shift the draws of the customers planned after this one.
+        rng = random.Random(self.rng.random())
         if rng.random() < 0.7:
-            plan.cancel_at_period_end = True
-            plan.canceled_at = asked
-            plan.ended_at = plan.cancel_at = plan.period_end
+            delay = (1, sp.days_until_due - 1)
         else:
-            plan.canceled_at = plan.ended_at = asked
+            delay = (sp.days_until_due + 1, sp.days_until_due + 12)
+        actions = []
+        cycle = 0
+        while True:
+            # The first invoice is sent at once; renewals an hour after the period ends.
+            sent = periods.shift(plan.arrival, sp.interval, 1, cycle)
+            if cycle:
+                sent += invoicing.FINALIZATION_DELAY
+            if sent >= self.now:
+                return actions
+            actions.append(Action(_later(rng, sent, *delay), "pay_open_invoices"))
+            cycle += 1
+
+
+def plan_manual_invoices(rng: random.Random, plans: list[CustomerPlan], now: datetime) -> None:
+    """A few one-off invoices for established customers who pay by card, one per outcome."""
+    candidates = [
+        plan
+        for plan in plans
+        if plan.role == "active"
+        and plan.card is not None
+        and not plan.actions
+        and (now - plan.arrival).days > 60
+    ]
+    for outcome, plan in zip(
+        MANUAL_OUTCOMES, rng.sample(candidates, len(MANUAL_OUTCOMES)), strict=True
+    ):
+        description, usd, eur = rng.choice(ONE_OFF_WORK)
+        amount = usd if plan.subscription.currency == "usd" else eur
+        seconds = rng.randint(5 * 86400, int((now - plan.arrival).total_seconds()) - 86400)
+        at = plan.arrival + timedelta(seconds=seconds)
+        # Early enough for the void or the write-off to have happened by now.
+        if outcome == "uncollectible":
+            at = min(at, now - timedelta(days=50))
+        if outcome == "void":
+            at = min(at, now - timedelta(days=10))
+        plan.actions.append(
+            Action(
+                at,
+                "manual_invoice",
+                {"outcome": outcome, "description": description, "amount": amount},
+            )
+        )
+        if outcome == "void":
+            plan.actions.append(Action(_later(rng, at, 2, 8), "void_manual_invoice"))
+        elif outcome == "uncollectible":
+            plan.actions.append(Action(_later(rng, at, 45, 49), "write_off_manual_invoice"))
+
+
+def plan_mode(*, livemode: bool, now: datetime, seed: int = SEED) -> list[CustomerPlan]:
+    """One mode's customers and their scenarios; each mode has its own random stream."""
+    rng = random.Random(f"{seed}-{'live' if livemode else 'test'}")
+    planner = Planner(rng, now, clock_start(now), livemode)
+    plans = planner.plan_customers(LIVE_ROLES if livemode else TEST_ROLES)
+    if not livemode:
+        plan_manual_invoices(rng, plans, planner.now)
+    return plans
+
+
+def _later(rng: random.Random, moment: datetime, low_days: float, high_days: float):
+    """A moment between `low_days` and `high_days` after `moment`, to the second."""
+    return moment + timedelta(seconds=rng.randint(int(low_days * 86400), int(high_days * 86400)))
 
 
 def _slug(text: str, joiner: str = "") -> str:
@@ -772,563 +718,297 @@ def _slug(text: str, joiner: str = "") -> str:
     return joiner.join(word for word in words if word)
 
 
-# --- building the objects ---------------------------------------------------------------------
+# --- the catalog ------------------------------------------------------------------------------
 
 
 @dataclass
-class PendingEvent:
-    """An event to emit once everything is written: `obj` as it was at `created`."""
+class Catalog:
+    """One mode's products, prices (by product, interval and currency) and coupons."""
 
-    created: datetime
-    type: str
-    obj: object
-    state: dict = field(default_factory=dict)
-    previous_attributes: dict | None = None
+    products: dict = field(default_factory=dict)
+    prices: dict = field(default_factory=dict)
+    coupons: dict = field(default_factory=dict)
 
 
-class Builder:
-    """Turns one mode's plans into model objects, in creation order, and writes them in bulk."""
+def build_catalog(account: Account, livemode: bool, created: datetime) -> Catalog:
+    """Three products, each priced monthly and yearly in USD and EUR, and two coupons, written in
+    bulk with their `product.created` / `price.created` events as history (there are no catalog
+    services: the dashboard reads the catalog, it does not edit it)."""
+    catalog = Catalog()
+    history = []
+    scope = {"account": account, "livemode": livemode}
+    products, prices = [], []
+    for key, name, description, unit_label, usd, eur in CATALOG:
+        product = Product(
+            **scope,
+            name=name,
+            description=description,
+            unit_label=unit_label,
+            metadata={"tier": key},
+            created=created,
+        )
+        products.append(product)
+        catalog.products[key] = product
+        history.append(product)
+        for interval, factor in ((Interval.MONTH, 1), (Interval.YEAR, 10)):
+            for currency, monthly in (("usd", usd), ("eur", eur)):
+                created += timedelta(seconds=7)
+                adjective = "monthly" if interval == Interval.MONTH else "yearly"
+                price = Price(
+                    **scope,
+                    product=product,
+                    currency=currency,
+                    unit_amount=monthly * factor,
+                    type=PriceType.RECURRING,
+                    recurring_interval=interval,
+                    recurring_interval_count=1,
+                    recurring_usage_type=UsageType.LICENSED,
+                    nickname=f"{name} {adjective} ({currency.upper()})",
+                    lookup_key=f"{key}_{adjective}_{currency}",
+                    created=created,
+                )
+                prices.append(price)
+                catalog.prices[key, interval, currency] = price
+                if interval == Interval.MONTH and currency == "usd":
+                    product.default_price = price
+                history.append(price)
+        created += timedelta(minutes=3)
+    catalog.coupons["WELCOME20"] = Coupon(
+        **scope,
+        code="WELCOME20",
+        name="Welcome: 20% off 3 months",
+        percent_off=Decimal("20"),
+        duration=CouponDuration.REPEATING,
+        duration_in_months=3,
+        created=created + timedelta(days=20),
+    )
+    catalog.coupons["FRIENDS10"] = Coupon(
+        **scope,
+        code="FRIENDS10",
+        name="Friends of Northwind: $10 off",
+        amount_off=1000,
+        currency="usd",
+        duration=CouponDuration.FOREVER,
+        created=created + timedelta(days=41),
+    )
+    Product.objects.bulk_create(products)
+    Price.objects.bulk_create(prices)
+    Coupon.objects.bulk_create(catalog.coupons.values())
+    events.record_history(
+        [
+            events.build(f"{obj.OBJECT}.created", obj, created=obj.created)
+            for obj in sorted(history, key=lambda obj: obj.created)
+        ]
+    )
+    return catalog
 
-    def __init__(self, account: Account, livemode: bool, base: datetime):
+
+# --- running the scenarios through the engine -------------------------------------------------
+
+
+class Simulation:
+    """Plays one mode's plans through the services, in time order.
+
+    In test mode every customer lives on the demo's test clock: before each step the clock is
+    advanced to that step's moment, which runs everything that fell due on the way (no worker
+    runs during the command, so the clock is advanced here, synchronously). In live mode
+    everything happens now, on wall time.
+    """
+
+    def __init__(self, account: Account, catalog: Catalog, *, livemode: bool, clock=None):
         self.account = account
+        self.catalog = catalog
         self.livemode = livemode
-        self.base = base
-        self.rows: dict[type, list] = {}
-        self.events: list[PendingEvent] = []
-        self.prices: dict[tuple[str, str, str], Price] = {}
-        self.products: dict[str, Product] = {}
-        self.coupons: dict[str, Coupon] = {}
+        self.clock = clock
 
-    def add(self, model, **fields):
-        """A new, unsaved `model` object of this account and mode, queued for bulk_create."""
-        obj = model(account=self.account, livemode=self.livemode, **fields)
-        self.rows.setdefault(model, []).append(obj)
-        return obj
+    def run(self, plans: list[CustomerPlan], until: datetime | None = None) -> None:
+        """Every plan's arrival and actions in time order; then the clock is brought to `until`."""
+        steps = []
+        for index, plan in enumerate(plans):
+            steps.append((plan.arrival, index, 0, "arrive", plan, {}))
+            for number, action in enumerate(plan.actions, start=1):
+                steps.append((action.at, index, number, action.kind, plan, action.args))
+        steps.sort(key=lambda step: step[:3])
+        for at, _, _, kind, plan, args in steps:
+            self.advance_to(at)
+            if self.clock is None:
+                getattr(self, kind)(plan, **args)
+                continue
+            # The clock stands still during a step: its time is known without asking again.
+            with clocks.running(self.clock.pk, self.clock.frozen_time):
+                getattr(self, kind)(plan, **args)
+        if until is not None:
+            self.advance_to(until)
 
-    def event(self, created, type_, obj, previous_attributes=None, **state):
-        """Queue an event; `state` overrides fields so `data.object` shows the object back then."""
-        self.events.append(PendingEvent(created, type_, obj, state, previous_attributes))
+    def advance_to(self, moment: datetime) -> None:
+        """Advance the test clock to `moment`, running what falls due (nothing in live mode).
 
-    def build_catalog(self, created: datetime) -> None:
-        """Three products, each priced monthly and yearly in USD and EUR, and two coupons."""
-        for key, name, description, unit_label, usd, eur in CATALOG:
-            product = self.add(
-                Product,
-                name=name,
-                description=description,
-                unit_label=unit_label,
-                metadata={"tier": key},
-                created=created,
-            )
-            self.products[key] = product
-            self.event(created, "product.created", product)
-            for interval, factor in ((Interval.MONTH, 1), (Interval.YEAR, 10)):
-                for currency, monthly in (("usd", usd), ("eur", eur)):
-                    created += timedelta(seconds=7)
-                    adjective = "Monthly" if interval == Interval.MONTH else "Yearly"
-                    price = self.add(
-                        Price,
-                        product=product,
-                        currency=currency,
-                        unit_amount=monthly * factor,
-                        type=PriceType.RECURRING,
-                        recurring_interval=interval,
-                        recurring_interval_count=1,
-                        recurring_usage_type=UsageType.LICENSED,
-                        nickname=f"{name} {adjective.lower()} ({currency.upper()})",
-                        lookup_key=f"{key}_{adjective.lower()}_{currency}",
-                        created=created,
-                    )
-                    self.prices[key, interval, currency] = price
-                    if interval == Interval.MONTH and currency == "usd":
-                        product.default_price = price
-                    self.event(created, "price.created", price)
-            created += timedelta(minutes=3)
-        self.coupons["WELCOME20"] = self.add(
-            Coupon,
-            code="WELCOME20",
-            name="Welcome: 20% off 3 months",
-            percent_off=Decimal("20"),
-            duration=CouponDuration.REPEATING,
-            duration_in_months=3,
-            created=created + timedelta(days=20),
-        )
-        self.coupons["FRIENDS10"] = self.add(
-            Coupon,
-            code="FRIENDS10",
-            name="Friends of Northwind: $10 off",
-            amount_off=1000,
-            currency="usd",
-            duration=CouponDuration.FOREVER,
-            created=created + timedelta(days=41),
-        )
+        This is `advance_test_clock` without handing the work to a worker after commit: the
+        clock is set advancing, then `timeline.advance_clock` runs its due jobs here.
+        """
+        if self.clock is None or moment <= self.clock.frozen_time:
+            return
+        advancing = TestClock.objects.filter(pk=self.clock.pk, status=TestClockStatus.READY)
+        advancing.update(status=TestClockStatus.ADVANCING, advancing_to=moment)
+        timeline.advance_clock(self.clock.pk)
+        self.clock.refresh_from_db()
 
-    def build(self, plans: list[CustomerPlan]) -> None:
-        """Every object the plans describe, model by model, each in `created` order."""
-        for plan in sorted(plans, key=lambda p: p.created):
-            self.build_customer(plan)
-        with_cards = [p for p in plans if p.card is not None]
-        for plan in sorted(with_cards, key=lambda p: p.card["created"]):
-            self.build_card(plan)
-        subscribed = [p for p in plans if p.subscription is not None]
-        for plan in sorted(subscribed, key=lambda p: p.subscription.start):
-            self.build_subscription(plan, plan.subscription)
-        invoices = [(inv, p) for p in subscribed for inv in p.subscription.invoices]
-        invoices.sort(key=lambda pair: pair[0].created)
-        self.number_invoices([inv for inv, _ in invoices])
-        for invoice_plan, plan in invoices:
-            self.build_invoice(plan, invoice_plan)
-        for plan in subscribed:
-            plan.subscription.obj.latest_invoice = plan.subscription.invoices[-1].obj
-        payments = [pair for pair in invoices if pair[0].payment]
-        payments.sort(key=lambda pair: pair[0].finalized_at)
-        for invoice_plan, plan in payments:
-            self.build_payment_intent(plan, invoice_plan)
+    def subscription(self, plan: CustomerPlan) -> Subscription | None:
+        if plan.subscription_id is None:
+            return None
+        return Subscription.objects.select_related("customer").get(pk=plan.subscription_id)
 
-    def build_customer(self, plan: CustomerPlan) -> None:
-        """The customer, and its customer.created event."""
-        customer = self.add(
-            Customer,
+    # The steps. Each re-reads what it needs and does nothing when it no longer applies.
+
+    def arrive(self, plan: CustomerPlan) -> None:
+        """The customer signs up, adds their card and subscribes."""
+        customer = create_customer(
+            self.account,
+            livemode=self.livemode,
+            test_clock=self.clock,
             email=plan.email,
             name=plan.name,
             phone=plan.phone,
             description=plan.description,
             address=plan.address,
-            preferred_locales=plan.locales,
             timezone=plan.timezone,
-            currency=plan.currency,
             metadata=plan.metadata,
-            created=plan.created,
+            preferred_locales=plan.locales,
         )
-        plan.obj = customer
-        self.event(
-            plan.created,
-            "customer.created",
-            customer,
-            invoice_settings_default_payment_method_id=None,
-            currency="",
-        )
-
-    def build_card(self, plan: CustomerPlan) -> None:
-        """The customer's card, attached and made the default for invoices."""
-        card = plan.card
-        pm = self.add(
-            PaymentMethod,
-            customer=plan.obj,
-            card_brand=card["brand"],
-            card_last4=card["last4"],
-            card_exp_month=card["exp_month"],
-            card_exp_year=card["exp_year"],
-            card_fingerprint=card["fingerprint"],
-            card_funding=card["funding"],
-            card_country=(plan.address or {}).get("country") or "US",
-            test_behavior=card["behavior"],
-            billing_details=card["billing_details"],
-            created=card["created"],
-        )
-        plan.card_obj = pm
-        plan.obj.invoice_settings_default_payment_method = pm
-        self.event(card["created"], "payment_method.attached", pm)
-        self.event(
-            card["created"],
-            "customer.updated",
-            plan.obj,
-            previous_attributes={"invoice_settings": {"default_payment_method": None}},
-            currency="",
-        )
-
-    def build_subscription(self, plan: CustomerPlan, sp: SubscriptionPlan) -> None:
-        """The subscription, its item, its discount and the events of its status changes."""
-        price = self.prices[sp.product_key, sp.interval, sp.currency]
-        sub = self.add(
-            Subscription,
-            customer=plan.obj,
-            status=sp.status,
-            currency=sp.currency,
-            start_date=sp.start,
-            current_period_start=sp.period_start,
-            current_period_end=sp.period_end,
-            billing_cycle_anchor=sp.anchor,
-            trial_start=sp.trial_start,
-            trial_end=sp.trial_end,
-            trial_settings_missing_payment_method=sp.missing_payment_method,
-            cancel_at_period_end=sp.cancel_at_period_end,
-            cancel_at=sp.cancel_at,
-            canceled_at=sp.canceled_at,
-            ended_at=sp.ended_at,
-            cancellation_details=sp.cancellation_details,
-            collection_method=sp.collection_method,
-            days_until_due=sp.days_until_due,
-            metadata={"plan_tier": sp.product_key},
-            created=sp.start,
-        )
-        sp.obj = sub
-        sp.item = self.add(
-            SubscriptionItem, subscription=sub, price=price, quantity=sp.quantity, created=sp.start
-        )
-        if sp.coupon_code:
-            coupon = self.coupons[sp.coupon_code]
-            end = None
-            if coupon.duration == CouponDuration.REPEATING:
-                end = add_months(sp.start, coupon.duration_in_months)
-            discount = self.add(
-                Discount,
-                coupon=coupon,
-                customer=plan.obj,
-                subscription=sub,
-                start=sp.start,
-                end=end,
-                created=sp.start,
+        plan.customer = customer
+        if plan.card is not None:
+            card = {key: plan.card[key] for key in ("number", "exp_month", "exp_year", "cvc")}
+            add_card(
+                customer, card=card, billing_details=plan.card["billing_details"], set_default=True
             )
-            coupon.times_redeemed += 1
-            self.event(sp.start, "customer.discount.created", discount)
-            for invoice in sp.invoices:
-                if not invoice.trial and (end is None or invoice.created < end):
-                    invoice.discount = _discount_amount(coupon, invoice.subtotal)
-
-        first = sp.invoices[0]
-        trialing = sp.trial_start is not None
-        initial = SubscriptionStatus.TRIALING if trialing else SubscriptionStatus.ACTIVE
-        if sp.role.startswith("incomplete"):
-            initial = SubscriptionStatus.INCOMPLETE
-        first_end = sp.trial_end if trialing else first.line_end
-        at_start = {
-            "status": initial,
-            "current_period_start": sp.start,
-            "current_period_end": first_end,
-            "cancel_at_period_end": False,
-            "cancel_at": None,
-            "canceled_at": None,
-            "ended_at": None,
-            "cancellation_details": {},
-            # Invoices are made after subscriptions: their ids are looked up when emitting.
-            "latest_invoice_id": lambda: first.obj.id,
-        }
-        self.event(sp.start, "customer.subscription.created", sub, **at_start)
-        if trialing and sp.trial_end - timedelta(days=3) <= self.base:
-            self.event(
-                sp.trial_end - timedelta(days=3),
-                "customer.subscription.trial_will_end",
-                sub,
-                **at_start,
-            )
-        for when, new, old, also_paused in sp.transitions:
-            period = _period_at(sp, when)
-            state = {**at_start, "status": new, **period}
-            self.event(
-                when,
-                "customer.subscription.updated",
-                sub,
-                previous_attributes={"status": old},
-                **state,
-            )
-            if also_paused:
-                self.event(when, "customer.subscription.paused", sub, **state)
-        if sp.cancel_at_period_end:
-            self.event(
-                sp.canceled_at,
-                "customer.subscription.updated",
-                sub,
-                previous_attributes={
-                    "cancel_at_period_end": False,
-                    "cancel_at": None,
-                    "canceled_at": None,
-                    "cancellation_details": {"reason": None, "feedback": None},
-                },
-                status=SubscriptionStatus.ACTIVE,
-                ended_at=None,
-            )
-        if sp.status == SubscriptionStatus.CANCELED:
-            self.event(sp.ended_at, "customer.subscription.deleted", sub)
-
-    def number_invoices(self, invoices: list[InvoicePlan]) -> None:
-        """Give finalized invoices their numbers, NW-0001 on, in the order they were finalized."""
-        finalized = [inv for inv in invoices if inv.finalized_at is not None]
-        finalized.sort(key=lambda inv: inv.finalized_at)
-        for position, invoice in enumerate(finalized, start=1):
-            invoice.number = f"{INVOICE_PREFIX}-{position:04d}"
-
-    def build_invoice(self, plan: CustomerPlan, ip: InvoicePlan) -> None:
-        """An invoice with its line, amounts that add up, and the events of its life."""
         sp = plan.subscription
-        price = self.prices[sp.product_key, sp.interval, sp.currency]
-        product = self.products[sp.product_key]
-        total = ip.subtotal - ip.discount
-        paid = total if ip.status == InvoiceStatus.PAID else 0
-        previous = _previous_line_start(sp, ip)
-        auto = sp.collection_method == CollectionMethod.CHARGE_AUTOMATICALLY
-        attempts = len(ip.failed_attempts) + (1 if ip.payment == "succeeded" else 0)
-        if ip.payment == "requires_action":
-            attempts = 1
-        invoice = self.add(
-            Invoice,
-            customer=plan.obj,
-            subscription=sp.obj,
-            status=ip.status,
-            billing_reason=ip.reason,
-            collection_method=sp.collection_method,
-            currency=sp.currency,
-            number=ip.number,
-            due_date=ip.due_date,
-            auto_advance=ip.status not in {InvoiceStatus.VOID, InvoiceStatus.UNCOLLECTIBLE},
-            attempt_count=attempts,
-            attempted=attempts > 0 or (ip.trial and auto),
-            next_payment_attempt=ip.next_payment_attempt,
-            subtotal=ip.subtotal,
-            total_discount_amount=ip.discount,
-            total=total,
-            ending_balance=0 if ip.finalized_at else None,
-            amount_due=total,
-            amount_paid=paid,
-            amount_remaining=total - paid,
-            # Stripe's invoice period is the one before the billed one (empty for the first).
-            period_start=previous or ip.created,
-            period_end=ip.created,
-            finalized_at=ip.finalized_at,
-            paid_at=ip.paid_at,
-            voided_at=ip.voided_at,
-            marked_uncollectible_at=ip.uncollectible_at,
-            created=ip.created,
-        )
-        ip.obj = invoice
-        interval = "month" if sp.interval == Interval.MONTH else "year"
-        if ip.trial:
-            description = f"Trial period for {product.name}"
-        else:
-            unit = format_amount(price.unit_amount, price.currency)
-            description = f"{sp.quantity} × {product.name} (at {unit} / {interval})"
-        self.add(
-            InvoiceLineItem,
-            invoice=invoice,
-            subscription=sp.obj,
-            subscription_item=sp.item,
-            price=price,
-            description=description,
-            amount=0 if ip.trial else ip.subtotal,
-            currency=sp.currency,
-            quantity=sp.quantity,
-            period_start=ip.line_start,
-            period_end=ip.line_end,
-            created=ip.created,
-        )
-        self.invoice_events(ip, invoice)
-
-    def invoice_events(self, ip: InvoicePlan, invoice: Invoice) -> None:
-        """created → finalized → payment failures → paid / voided / written off / overdue."""
-        unpaid = {
-            "amount_paid": 0,
-            "amount_remaining": invoice.amount_due,
-            "paid_at": None,
-            "voided_at": None,
-            "marked_uncollectible_at": None,
-        }
-        draft = {
-            **unpaid,
-            "status": InvoiceStatus.DRAFT,
-            "number": None,
-            "finalized_at": None,
-            "due_date": None,
-            "attempt_count": 0,
-            "attempted": False,
-            "ending_balance": None,
-            "payment_intent_id": None,
-        }
-        if ip.finalized_at is not None and not ip.trial:
-            draft["next_payment_attempt"] = ip.finalized_at
-        self.event(ip.created, "invoice.created", invoice, **draft)
-        if ip.finalized_at is None:
+        if sp is None:
             return
-        opened = {
-            **unpaid,
-            "status": InvoiceStatus.OPEN,
-            "attempt_count": 0,
-            "attempted": False,
-            "next_payment_attempt": ip.finalized_at if ip.payment else None,
-        }
-        self.event(ip.finalized_at, "invoice.finalized", invoice, **opened)
-        for number, attempt in enumerate(ip.failed_attempts, start=1):
-            # The next try: another failure, the retry that worked, the scheduled one, or none.
-            following = ip.failed_attempts[number:] or [ip.paid_at or ip.next_payment_attempt]
-            retry = following[0]
-            self.event(
-                attempt,
-                "invoice.payment_failed",
-                invoice,
-                **{
-                    **unpaid,
-                    "status": InvoiceStatus.OPEN,
-                    "attempt_count": number,
-                    "attempted": True,
-                    "next_payment_attempt": retry,
-                },
-            )
-        if ip.payment == "requires_action":
-            self.event(ip.finalized_at, "invoice.payment_action_required", invoice)
-        if ip.status == InvoiceStatus.PAID:
-            self.event(ip.paid_at, "invoice.paid", invoice)
-        elif ip.status == InvoiceStatus.VOID:
-            self.event(ip.voided_at, "invoice.voided", invoice)
-        elif ip.status == InvoiceStatus.UNCOLLECTIBLE:
-            self.event(ip.uncollectible_at, "invoice.marked_uncollectible", invoice)
-        elif ip.due_date is not None and ip.due_date <= self.base:
-            self.event(ip.due_date, "invoice.overdue", invoice)
-
-    def build_payment_intent(self, plan: CustomerPlan, ip: InvoicePlan) -> None:
-        """The payment intent that collected (or tried to collect) a charged invoice."""
-        invoice = ip.obj
-        card = plan.card_obj
-        fields = {
-            "status": PaymentIntentStatus.SUCCEEDED,
-            "payment_method": card,
-            "amount_received": 0,
-        }
-        error = None
-        if plan.card is not None and ip.failed_attempts:
-            code, message = DECLINE_ERRORS.get(
-                plan.card["behavior"], ("insufficient_funds", "Your card has insufficient funds.")
-            )
-            error = {
-                "type": "card_error",
-                "code": "card_declined",
-                "decline_code": code,
-                "message": message,
-                "payment_method": {"id": card.id, "object": "payment_method"},
-            }
-        if ip.payment == "succeeded":
-            fields["amount_received"] = invoice.amount_due
-        elif ip.payment == "failed":
-            fields.update(status=PaymentIntentStatus.REQUIRES_PAYMENT_METHOD, payment_method=None)
-            fields["last_payment_error"] = error
-        elif ip.payment == "requires_action":
-            fields.update(
-                status=PaymentIntentStatus.REQUIRES_ACTION,
-                next_action={"type": "use_stripe_sdk"},
-            )
-        elif ip.payment == "canceled":
-            fields.update(
-                status=PaymentIntentStatus.CANCELED,
-                payment_method=None,
-                last_payment_error=error,
-                canceled_at=ip.voided_at,
-                cancellation_reason="void_invoice",
-            )
-        pi = self.add(
-            PaymentIntent,
-            customer=plan.obj,
-            invoice=invoice,
-            amount=invoice.amount_due,
-            currency=invoice.currency,
-            description=f"Payment for Invoice {invoice.number}",
-            created=ip.finalized_at,
-            **fields,
+        options = {}
+        if sp.trial_days:
+            options["trial_period_days"] = sp.trial_days
+            options["missing_payment_method"] = sp.missing_payment_method
+        if sp.collection_method == CollectionMethod.SEND_INVOICE:
+            options["collection_method"] = sp.collection_method
+            options["days_until_due"] = sp.days_until_due
+        if sp.coupon_code:
+            options["coupon"] = self.catalog.coupons[sp.coupon_code]
+        price = self.catalog.prices[sp.product_key, sp.interval, sp.currency]
+        subscription = subscribing.create_subscription(
+            customer,
+            items=[{"price": price, "quantity": sp.quantity}],
+            metadata={"plan_tier": sp.product_key},
+            **options,
         )
-        # bulk_create skips save(), which is where the client secret is made.
-        pi.client_secret = f"{pi.id}_secret_{secrets.token_urlsafe(18)}"
-        invoice.payment_intent = pi
-        if ip.payment == "succeeded":
-            self.event(ip.paid_at, "payment_intent.succeeded", pi)
-        elif ip.payment == "failed":
-            self.event(ip.failed_attempts[-1], "payment_intent.payment_failed", pi)
-        elif ip.payment == "requires_action":
-            self.event(ip.finalized_at, "payment_intent.requires_action", pi)
-        else:
-            self.event(ip.voided_at, "payment_intent.canceled", pi)
+        plan.subscription_id = subscription.pk
 
-    def write(self) -> None:
-        """bulk_create everything. Foreign keys are checked at commit, so the order is free."""
-        for model in (
-            Product,
-            Price,
-            Coupon,
-            Customer,
-            PaymentMethod,
-            Subscription,
-            SubscriptionItem,
-            Discount,
-            Invoice,
-            InvoiceLineItem,
-            PaymentIntent,
-        ):
-            model.objects.bulk_create(self.rows.get(model, []), batch_size=500)
+    def confirm_payment(self, plan: CustomerPlan) -> None:
+        """The customer completes 3-D Secure for the payment that asked for it."""
+        subscription = self.subscription(plan)
+        intent = subscription.latest_invoice.payment_intent if subscription.latest_invoice else None
+        if intent is not None and intent.status == PaymentIntentStatus.REQUIRES_ACTION:
+            invoicing.confirm_payment_intent(intent)
 
+    def new_card(self, plan: CustomerPlan, card: dict) -> None:
+        """The customer adds a card (and makes it their default)."""
+        details = card.get("billing_details")
+        card = {key: card[key] for key in ("number", "exp_month", "exp_year", "cvc")}
+        add_card(plan.customer, card=card, billing_details=details, set_default=True)
 
-def _discount_amount(coupon: Coupon, subtotal: int) -> int:
-    """What `coupon` takes off `subtotal`, rounded half to even, never more than the subtotal."""
-    if coupon.percent_off is not None:
-        off = (Decimal(subtotal) * coupon.percent_off / 100).quantize(Decimal(1), ROUND_HALF_EVEN)
-        return int(off)
-    return min(coupon.amount_off, subtotal)
+    # Switching to a card that declines is adding it, as far as the services are concerned.
+    switch_card = new_card
 
-
-def _period_at(sp: SubscriptionPlan, when: datetime) -> dict:
-    """The subscription's period and latest invoice at `when` (ids resolved when emitting)."""
-    current = sp.invoices[0]
-    for invoice in sp.invoices:
-        if invoice.created <= when:
-            current = invoice
-    return {
-        "current_period_start": current.line_start,
-        "current_period_end": current.line_end,
-        "latest_invoice_id": lambda: current.obj.id,
-    }
-
-
-def _previous_line_start(sp: SubscriptionPlan, ip: InvoicePlan) -> datetime | None:
-    """Where the period before `ip`'s began, for a renewal's invoice period; None for the first."""
-    position = sp.invoices.index(ip)
-    if ip.reason == BillingReason.SUBSCRIPTION_CREATE or position == 0:
-        return None
-    return sp.invoices[position - 1].line_start
-
-
-# --- events -----------------------------------------------------------------------------------
-
-
-def record_events(pending: list[PendingEvent]) -> int:
-    """Write every queued event, oldest first, as history (`events.record_history`: no emails,
-    webhooks or automation runs for things that "happened" months ago).
-
-    `data.object` shows each object as it was back then: a copy with that moment's fields.
-    """
-    pending.sort(key=lambda event: (event.created, _same_second_rank(event.type)))
-    rows = []
-    for item in pending:
-        obj = item.obj
-        if item.state:
-            obj = copy.copy(obj)
-            for name, value in item.state.items():
-                setattr(obj, name, value() if callable(value) else value)
-        # Built in `created` order, so event ids sort the way the events happened.
-        rows.append(
-            events.build(
-                item.type, obj, previous_attributes=item.previous_attributes, created=item.created
-            )
+    def cancel_at_period_end(self, plan: CustomerPlan, **details) -> None:
+        """The customer asks to cancel when the period ends."""
+        subscription = self.subscription(plan)
+        if subscription.status in subscribing.ENDED or subscription.cancel_at_period_end:
+            return
+        subscribing.cancel_subscription(
+            subscription, at_period_end=True, cancellation_details=details
         )
-    return events.record_history(rows)
 
+    def cancel_now(self, plan: CustomerPlan, **details) -> None:
+        """The merchant cancels the subscription at once, at the customer's request."""
+        subscription = self.subscription(plan)
+        if subscription.status not in subscribing.ENDED:
+            subscribing.cancel_subscription(subscription, cancellation_details=details)
 
-def _same_second_rank(event_type: str) -> int:
-    """Stripe's order for events of one moment: the payment, then the invoice, then the
-    subscription's status change it caused."""
-    if event_type.startswith("payment_intent."):
-        return 0
-    if event_type.startswith("invoice."):
-        return 1
-    if event_type in {
-        "customer.subscription.updated",
-        "customer.subscription.paused",
-        "customer.subscription.deleted",
-    }:
-        return 2
-    return 0
+    def change_seats(self, plan: CustomerPlan, quantity: int) -> None:
+        """The customer adds or removes seats: prorated onto the next invoice."""
+        subscription = self.subscription(plan)
+        live = (SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE)
+        if subscription.status not in live:
+            return
+        item = subscription.items.get()
+        if item.quantity != quantity:
+            subscribing.update_subscription(
+                subscription, items=[{"id": item.pk, "quantity": quantity}]
+            )
 
+    def write_off(self, plan: CustomerPlan) -> None:
+        """The merchant gives up on an unpaid subscription: its open invoices are written off
+        and it is canceled."""
+        subscription = self.subscription(plan)
+        if subscription.status != SubscriptionStatus.UNPAID:
+            return
+        for invoice in subscription.invoices.filter(status=InvoiceStatus.OPEN).order_by("created"):
+            invoicing.mark_uncollectible(invoice)
+        subscription.refresh_from_db()
+        if subscription.status not in subscribing.ENDED:
+            subscribing.cancel_subscription(
+                subscription,
+                cancellation_details={"reason": "payment_failed", "comment": "Written off."},
+            )
 
-def _prefetch_for_serializers(builder: Builder) -> None:
-    """Load the relations the serializers follow, once, so emitting costs no query per event."""
-    rows = builder.rows
-    prefetch_related_objects(rows.get(Customer, []), "discounts")
-    prefetch_related_objects(rows.get(Subscription, []), "items__price", "discounts__coupon")
-    prefetch_related_objects(rows.get(Invoice, []), "lines__price")
+    def pay_open_invoices(self, plan: CustomerPlan) -> None:
+        """A send_invoice customer pays what they owe with their card."""
+        invoices = Invoice.objects.filter(
+            subscription_id=plan.subscription_id, status=InvoiceStatus.OPEN
+        )
+        for invoice in invoices.order_by("created"):
+            invoicing.pay_invoice(invoice)
+
+    def manual_invoice(self, plan: CustomerPlan, outcome: str, description: str, amount: int):
+        """The merchant bills one-off work: left a draft, paid by card, or sent."""
+        customer = plan.customer
+        invoicing.create_invoice_item(
+            customer, amount=amount, currency=plan.subscription.currency, description=description
+        )
+        sent = outcome in {"open", "void", "uncollectible"}
+        invoice = invoicing.create_manual_invoice(
+            customer,
+            collection_method=CollectionMethod.SEND_INVOICE
+            if sent
+            else CollectionMethod.CHARGE_AUTOMATICALLY,
+            days_until_due=(14 if outcome == "uncollectible" else 30) if sent else None,
+            description=description,
+        )
+        if outcome == "draft":
+            return
+        invoice = invoicing.finalize_invoice(invoice)
+        if outcome == "paid":
+            invoicing.pay_invoice(invoice)
+
+    def _manual_invoice(self, plan: CustomerPlan) -> Invoice | None:
+        return (
+            Invoice.objects.filter(
+                customer=plan.customer, billing_reason="manual", status=InvoiceStatus.OPEN
+            )
+            .order_by("-created")
+            .first()
+        )
+
+    def void_manual_invoice(self, plan: CustomerPlan) -> None:
+        """The merchant voids a manual invoice sent by mistake."""
+        invoice = self._manual_invoice(plan)
+        if invoice is not None:
+            invoicing.void_invoice(invoice)
+
+    def write_off_manual_invoice(self, plan: CustomerPlan) -> None:
+        """The merchant writes off a manual invoice that was never paid."""
+        invoice = self._manual_invoice(plan)
+        if invoice is not None:
+            invoicing.mark_uncollectible(invoice)
 
 
 # --- loading, resetting, logging in -----------------------------------------------------------
@@ -1343,6 +1023,7 @@ class LoadResult:
     deleted: bool = False
     events: int = 0
     seconds: float = 0.0
+    failed_jobs: list = field(default_factory=list)
 
 
 def find_demo_account() -> Account | None:
@@ -1358,8 +1039,10 @@ def delete_demo_account(account: Account) -> None:
     """Delete the demo account and all its data: dependents first, past PROTECT foreign keys."""
     for model in (
         Event,
+        DueJob,
         PaymentIntent,
         InvoiceLineItem,
+        InvoiceItem,
         Invoice,
         Discount,
         SubscriptionItem,
@@ -1371,6 +1054,7 @@ def delete_demo_account(account: Account) -> None:
         Price,
         Product,
         TestClock,
+        RecoverySettings,
         ExchangeRate,
         ApiKey,
     ):
@@ -1378,19 +1062,9 @@ def delete_demo_account(account: Account) -> None:
     account.delete()
 
 
-def plan_mode(*, livemode: bool, base: datetime, seed: int) -> list[CustomerPlan]:
-    """One mode's customers and their histories; each mode has its own random stream."""
-    rng = random.Random(f"{seed}-{'live' if livemode else 'test'}")
-    return Planner(rng, base, livemode).plan_customers(LIVE_ROLES if livemode else TEST_ROLES)
-
-
-def build_mode(account: Account, plans: list[CustomerPlan], *, livemode: bool, base) -> Builder:
-    """Write one mode's catalog and the planned customers; their events stay queued."""
-    builder = Builder(account, livemode, base)
-    builder.build_catalog(account.created + timedelta(days=2))
-    builder.build(plans)
-    builder.write()
-    return builder
+def demo_clock(account: Account) -> TestClock | None:
+    """The demo's test clock."""
+    return TestClock.objects.filter(account=account, name=CLOCK_NAME).first()
 
 
 @transaction.atomic
@@ -1405,13 +1079,8 @@ def load_demo(*, now: datetime, seed: int = SEED, reset: bool = False) -> LoadRe
         delete_demo_account(existing)
         deleted = True
 
-    base = start_of_day(now)
-    plans = {mode: plan_mode(livemode=mode, base=base, seed=seed) for mode in (False, True)}
-    earliest = min(
-        min(p.created, p.subscription.start if p.subscription else p.created)
-        for mode_plans in plans.values()
-        for p in mode_plans
-    )
+    start = clock_start(now)
+    plans = {mode: plan_mode(livemode=mode, now=now, seed=seed) for mode in (False, True)}
     account = Account.objects.create(
         name=ACCOUNT_NAME,
         email="billing@northwind.example",
@@ -1422,21 +1091,27 @@ def load_demo(*, now: datetime, seed: int = SEED, reset: bool = False) -> LoadRe
         branding_primary_color="#0E7490",
         metadata={MARKER_KEY: MARKER_VALUE},
         # Set up a couple of months before its first customer came.
-        created=start_of_day(earliest) - timedelta(days=60),
+        created=start - timedelta(days=60),
     )
     ExchangeRate.objects.create(account=account, currency="eur", rate=EUR_TO_USD)
-    pending = []
-    for livemode, mode_plans in plans.items():
-        builder = build_mode(account, mode_plans, livemode=livemode, base=base)
-        _prefetch_for_serializers(builder)
-        pending.extend(builder.events)
-    count = record_events(pending)
+    update_recovery_settings(account, livemode=False, **TEST_RECOVERY)
+    catalogs = {
+        mode: build_catalog(account, mode, account.created + timedelta(days=2))
+        for mode in (False, True)
+    }
+
+    clock = create_test_clock(account, frozen_time=start, name=CLOCK_NAME)
+    Simulation(account, catalogs[False], livemode=False, clock=clock).run(plans[False], until=now)
+    Simulation(account, catalogs[True], livemode=True).run(plans[True])
+
     return LoadResult(
         account=account,
         loaded=True,
         deleted=deleted,
-        events=count,
+        events=Event.objects.filter(account=account).count(),
         seconds=time.perf_counter() - started,
+        # Jobs the engine could not run (the clock moves on past them): reported, not hidden.
+        failed_jobs=list(DueJob.objects.filter(account=account, status=JobStatus.FAILED)),
     )
 
 
@@ -1533,6 +1208,11 @@ def summary(account: Account, livemode: bool) -> dict:
         "invoices": by_status(Invoice),
         "payment_intents": by_status(PaymentIntent),
         "events": Event.objects.filter(**scope).count(),
+        "clocks": list(
+            TestClock.objects.filter(**scope)
+            .order_by("created")
+            .values_list("name", "frozen_time", "status")
+        ),
     }
 
 
@@ -1544,7 +1224,7 @@ def describe(counts: dict) -> list[str]:
         inner = ", ".join(f"{n} {status}" for status, n in values.items())
         return f"{total} ({inner})" if inner else "0"
 
-    return [
+    lines = [
         f"{counts['products']} products, {counts['prices']} prices, "
         f"{counts['coupons']} coupons, {counts['customers']} customers, "
         f"{counts['payment_methods']} cards, {counts['events']} events",
@@ -1552,3 +1232,6 @@ def describe(counts: dict) -> list[str]:
         f"invoices: {statuses(counts['invoices'])}",
         f"payment intents: {statuses(counts['payment_intents'])}",
     ]
+    for name, frozen_time, status in counts["clocks"]:
+        lines.append(f"test clock {name!r}: {status} at {frozen_time:%Y-%m-%d %H:%M} UTC")
+    return lines

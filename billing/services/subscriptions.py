@@ -340,7 +340,7 @@ def create_subscription(
         ]
     )
     if coupon is not None:
-        Discount.objects.create(
+        discount = Discount.objects.create(
             account_id=customer.account_id,
             livemode=customer.livemode,
             coupon=coupon,
@@ -354,6 +354,7 @@ def create_subscription(
         )
         coupon.times_redeemed += 1
         coupon.save(update_fields=["times_redeemed"])
+        events.emit("customer.discount.created", discount, request_id=request_id)
 
     if trial_until is not None:
         # SPEC R-TRIAL-1: trialing, no payment method needed, a $0 invoice at once
@@ -401,6 +402,10 @@ def create_subscription(
             }
         )
     subscription.save()
+    if not customer.currency:
+        # Stripe fixes a customer's currency with their first subscription or invoice.
+        type(customer).objects.filter(pk=customer.pk).update(currency=currency)
+        customer.currency = currency
     events.emit("customer.subscription.created", subscription, request_id=request_id)
 
     invoice = invoicing.create_invoice(
@@ -626,8 +631,7 @@ def resume_subscription(
 
 
 def _leave_pause(subscription: Subscription, *, request_id=None) -> None:
-    subscription.status = SubscriptionStatus.ACTIVE
-    subscription.save(update_fields=["status"])
+    _set_status(subscription, SubscriptionStatus.ACTIVE, request_id=request_id)
     events.emit("customer.subscription.resumed", subscription, request_id=request_id)
     _schedule_cycle_jobs(subscription)
 
@@ -842,8 +846,7 @@ def _end_trial(subscription: Subscription, *, now, request_id=None) -> None:
             _end(subscription, now=now, reason="cancellation_requested", request_id=request_id)
             return
         if behavior == MissingPaymentMethodBehavior.PAUSE:
-            subscription.status = SubscriptionStatus.PAUSED
-            subscription.save(update_fields=["status"])
+            _set_status(subscription, SubscriptionStatus.PAUSED, request_id=request_id)
             timeline.cancel(None, subscription)
             events.emit("customer.subscription.paused", subscription, request_id=request_id)
             return

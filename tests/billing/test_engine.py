@@ -705,3 +705,27 @@ def test_a_clock_cannot_go_back_in_time(account, clock):
     with pytest.raises(ValidationError) as error:
         advance_test_clock(clock, to=START - timedelta(hours=1))
     assert "frozen_time" in error.value.message_dict
+
+
+def test_a_coupon_on_a_new_subscription_discounts_and_is_announced(account, clock, price):
+    coupon = factories.make_coupon(account, percent_off=50)
+    customer = _customer(account, clock)
+    sub = subs.create_subscription(customer, items=[{"price": price}], coupon=coupon)
+    assert sub.latest_invoice.amount_paid == 1500
+    assert "customer.discount.created" in _types(sub)
+    customer.refresh_from_db()
+    assert customer.currency == "usd"
+
+
+def test_pausing_at_trial_end_also_updates_the_status(account, clock, price):
+    # SPEC R-TRIAL-6, R-SUB-7
+    customer = _customer(account, clock, card=None)
+    sub = subs.create_subscription(
+        customer, items=[{"price": price}], trial_period_days=3, missing_payment_method="pause"
+    )
+    _advance(clock, days=4)
+    updated = Event.objects.filter(type="customer.subscription.updated", object_id=sub.pk).last()
+    assert updated.data["previous_attributes"]["status"] == "trialing"
+    assert _types(sub).index("customer.subscription.updated") < _types(sub).index(
+        "customer.subscription.paused"
+    )

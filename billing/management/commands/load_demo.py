@@ -3,7 +3,8 @@
     python manage.py load_demo [--reset] [--email demo@relance.local]
 
 Running it again changes nothing; `--reset` deletes the demo account and loads it afresh. The
-building itself lives in `billing.demo`.
+demo's history is made by the billing engine itself, driven through a test clock over the six
+months before now (see `billing.demo`), so loading takes a little while.
 """
 
 from django.core.management.base import BaseCommand
@@ -28,6 +29,11 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, reset: bool, email: str, **options):
+        if reset or demo.find_demo_account() is None:
+            self.stdout.write(
+                "Loading the demo account: the billing engine plays "
+                f"{demo.HISTORY_MONTHS} months of history on a test clock…"
+            )
         result, login = demo.run(email=email, reset=reset, now=timezone.now())
         account = result.account
         if not result.loaded:
@@ -42,6 +48,9 @@ class Command(BaseCommand):
                     f"{verb} demo account {account.name} ({account.id}) in {result.seconds:.1f} s."
                 )
             )
+            for job in result.failed_jobs:
+                error = job.last_error.strip().splitlines()[-1:] or [""]
+                self.stderr.write(f"Warning: due job {job} failed: {error[0]}")
             for livemode in (False, True):
                 self.stdout.write(f"{'Live' if livemode else 'Test'} mode:")
                 for line in demo.describe(demo.summary(account, livemode)):
