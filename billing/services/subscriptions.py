@@ -119,6 +119,26 @@ def _schedule_trial_jobs(subscription: Subscription, now) -> None:
     timeline.schedule("trial_end", subscription, at=subscription.trial_end)
 
 
+def _new_invoice(
+    subscription: Subscription, *, billing_reason: str, period_start, period_end, lines, **options
+) -> Invoice:
+    """A draft invoice for the subscription, which becomes its `latest_invoice`."""
+    invoice = invoicing.create_invoice(
+        subscription.customer,
+        subscription=subscription,
+        billing_reason=billing_reason,
+        currency=subscription.currency,
+        period_start=period_start,
+        period_end=period_end,
+        lines=lines,
+        collection_method=subscription.collection_method,
+        **options,
+    )
+    subscription.latest_invoice = invoice
+    subscription.save(update_fields=["latest_invoice"])
+    return invoice
+
+
 # --- creation --------------------------------------------------------------------------------
 
 
@@ -408,19 +428,14 @@ def create_subscription(
         customer.currency = currency
     events.emit("customer.subscription.created", subscription, request_id=request_id)
 
-    invoice = invoicing.create_invoice(
-        customer,
-        subscription=subscription,
+    invoice = _new_invoice(
+        subscription,
         billing_reason=BillingReason.SUBSCRIPTION_CREATE,
-        currency=currency,
         period_start=now,
         period_end=now,
         lines=lines,
-        collection_method=collection_method,
         days_until_due=days_until_due,
     )
-    subscription.latest_invoice = invoice
-    subscription.save(update_fields=["latest_invoice"])
 
     if trial_until is not None:
         _schedule_trial_jobs(subscription, now)
@@ -614,18 +629,13 @@ def resume_subscription(
     invoicing.emit_updated(
         "customer.subscription.updated", subscription, before, request_id=request_id
     )
-    invoice = invoicing.create_invoice(
-        subscription.customer,
-        subscription=subscription,
+    invoice = _new_invoice(
+        subscription,
         billing_reason=BillingReason.SUBSCRIPTION_UPDATE,
-        currency=subscription.currency,
         period_start=now,
         period_end=now,
         lines=lines,
-        collection_method=subscription.collection_method,
     )
-    subscription.latest_invoice = invoice
-    subscription.save(update_fields=["latest_invoice"])
     invoicing.finalize_invoice(invoice, request_id=request_id)
     return Subscription.objects.get(pk=subscription.pk)
 
@@ -821,17 +831,13 @@ def _change_items(subscription, items, *, proration_behavior, now, request_id) -
             created=now,
         )
     if proration_behavior == ProrationBehavior.ALWAYS_INVOICE:
-        invoice = invoicing.create_invoice(
-            subscription.customer,
-            subscription=subscription,
+        invoice = _new_invoice(
+            subscription,
             billing_reason=BillingReason.SUBSCRIPTION_UPDATE,
-            currency=subscription.currency,
             period_start=now,
             period_end=now,
             lines=[],
-            collection_method=subscription.collection_method,
         )
-        subscription.latest_invoice = invoice
         invoicing.finalize_invoice(invoice, request_id=request_id)
 
 
@@ -900,20 +906,15 @@ def _start_cycle(
     # pause_collection (unlike the paused status, R-SUB-7): invoices are still created;
     # keep_as_draft leaves them drafts, the other behaviors act at finalization.
     keep_as_draft = subscription.pause_collection_behavior == "keep_as_draft"
-    invoice = invoicing.create_invoice(
-        subscription.customer,
-        subscription=subscription,
+    invoice = _new_invoice(
+        subscription,
         billing_reason=BillingReason.SUBSCRIPTION_CYCLE,
-        currency=subscription.currency,
         period_start=previous_start,
         period_end=start,
         lines=lines,
-        collection_method=subscription.collection_method,
         # R-SUB-5: an unpaid subscription's new invoices stay drafts, nothing is attempted.
         auto_advance=not (unpaid or keep_as_draft),
     )
-    subscription.latest_invoice = invoice
-    subscription.save(update_fields=["latest_invoice"])
     if invoice.auto_advance:
         invoicing.schedule_finalization(invoice)
     _schedule_cycle_jobs(subscription)
