@@ -729,3 +729,81 @@ def test_pausing_at_trial_end_also_updates_the_status(account, clock, price):
     assert _types(sub).index("customer.subscription.updated") < _types(sub).index(
         "customer.subscription.paused"
     )
+
+
+def _half_way(account, clock, price):
+    """An active monthly subscription (30-day February period), advanced to its middle."""
+    customer = _customer(account, clock)
+    sub = subs.create_subscription(customer, items=[{"price": price}])
+    _advance(clock, days=31, hours=2)  # renewed on 15 Feb for 15 Feb → 15 Mar (28 days)
+    _advance(clock, days=13, hours=22)  # 1 Mar 12:00: exactly half of February's period left
+    sub.refresh_from_db()
+    return sub
+
+
+def test_more_seats_with_create_prorations_bills_the_rest_of_the_period_next_time(
+    account, clock, price
+):
+    # Stripe's proration: the change, for the time left in the period, on the next invoice.
+    sub = _half_way(account, clock, price)
+    item = sub.items.get()
+    subs.update_subscription(sub, items=[{"id": item.pk, "quantity": 3}])
+    pending = list(
+        sub.invoice_items.filter(invoice__isnull=True).values_list("amount", "proration")
+    )
+    assert pending == [(3000, True)]  # (3 − 1) × 3000 × 14/28
+    _advance(clock, days=15)
+    sub.refresh_from_db()
+    renewal = sub.latest_invoice
+    assert renewal.amount_due == 3 * 3000 + 3000
+    assert renewal.status == InvoiceStatus.PAID
+
+
+def test_proration_behavior_none_changes_quantity_without_charges(account, clock, price):
+    sub = _half_way(account, clock, price)
+    item = sub.items.get()
+    subs.update_subscription(sub, items=[{"id": item.pk, "quantity": 2}], proration_behavior="none")
+    assert not sub.invoice_items.exists()
+    assert sub.items.get().quantity == 2
+
+
+def test_always_invoice_bills_the_proration_at_once(account, clock, price):
+    sub = _half_way(account, clock, price)
+    item = sub.items.get()
+    sub = subs.update_subscription(
+        sub, items=[{"id": item.pk, "quantity": 2}], proration_behavior="always_invoice"
+    )
+    invoice = sub.latest_invoice
+    assert invoice.billing_reason == "subscription_update"
+    assert invoice.amount_due == 1500
+    assert invoice.status == InvoiceStatus.PAID
+    assert invoice.lines.get().proration is True
+
+
+def test_quantity_below_one_is_refused_on_update(account, clock, price):
+    sub = _half_way(account, clock, price)
+    item = sub.items.get()
+    with pytest.raises(ValidationError) as error:
+        subs.update_subscription(sub, items=[{"id": item.pk, "quantity": 0}])
+    assert "items[0][quantity]" in error.value.message_dict
+    assert sub.items.get().quantity == 1
+
+
+def test_resume_unchanged_keeps_the_cycle_and_prorates_the_rest(account, price):
+    # SPEC R-TRIAL-8: billing_cycle_anchor=unchanged.
+    clock = create_test_clock(account, frozen_time=datetime(2026, 4, 1, tzinfo=UTC))
+    customer = _customer(account, clock, card=None)
+    sub = subs.create_subscription(
+        customer, items=[{"price": price}], trial_period_days=10, missing_payment_method="pause"
+    )
+    _advance(clock, days=20)  # paused on 11 April; anchor stays the 11th
+    add_card(
+        customer,
+        card={"number": "4242424242424242", "exp_month": 1, "exp_year": 2031},
+        set_default=True,
+    )
+    sub = subs.resume_subscription(sub, billing_cycle_anchor="unchanged")
+    assert sub.status == SubscriptionStatus.ACTIVE
+    assert sub.current_period_end == datetime(2026, 5, 11, tzinfo=UTC)
+    # 21 April → 11 May is 20 of the 30 days from 11 April: 3000 × 20/30.
+    assert sub.latest_invoice.amount_paid == 2000
