@@ -579,7 +579,9 @@ def _after_last_retry(invoice: Invoice, *, now, request_id) -> None:
         or invoice.subscription.status == SubscriptionStatus.INCOMPLETE
     ):
         return
-    if invoice.attempt_count <= 1 and not invoice.auto_advance:
+    if not invoice.auto_advance:
+        # Not collected automatically (manual invoices, canceled subscriptions): a failed
+        # "pay now" is just that, never the end of an automatic retry schedule.
         return
     settings = recovery_settings(invoice.account, invoice.livemode)
     if settings.after_retries_invoice == AfterRetriesInvoice.UNCOLLECTIBLE:

@@ -807,3 +807,19 @@ def test_resume_unchanged_keeps_the_cycle_and_prorates_the_rest(account, price):
     assert sub.current_period_end == datetime(2026, 5, 11, tzinfo=UTC)
     # 21 April → 11 May is 20 of the 30 days from 11 April: 3000 × 20/30.
     assert sub.latest_invoice.amount_paid == 2000
+
+
+def test_failed_pay_attempts_on_a_manual_invoice_never_apply_end_of_retry_settings(account, clock):
+    # SPEC R-SUB-4 applies to automatic retries only.
+    RecoverySettings.objects.create(
+        account=account, livemode=False, after_retries_invoice="uncollectible"
+    )
+    customer = _customer(account, clock, card="4000000000000002")
+    invoicing.create_invoice_item(customer, amount=1000, currency="usd")
+    invoice = invoicing.finalize_invoice(invoicing.create_manual_invoice(customer))
+    for _ in range(3):
+        with pytest.raises(invoicing.CardError):
+            invoicing.pay_invoice(invoice)
+    invoice.refresh_from_db()
+    assert invoice.status == InvoiceStatus.OPEN
+    assert invoice.attempt_count == 3
