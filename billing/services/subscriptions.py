@@ -142,43 +142,47 @@ def _new_invoice(
 # --- creation --------------------------------------------------------------------------------
 
 
+def _item_price_and_quantity(customer, item: dict, param: str) -> tuple[Price, int]:
+    """The price (an object or an id of the customer's account and mode) and the quantity of
+    one item, or a ValidationError naming `param[price]` / `param[quantity]`."""
+    price = item.get("price")
+    if isinstance(price, str):
+        price = (
+            Price.objects.filter(pk=price, account_id=customer.account_id)
+            .select_related("product")
+            .first()
+        )
+    if (
+        price is None
+        or price.account_id != customer.account_id
+        or price.livemode != customer.livemode
+    ):
+        raise ValidationError({f"{param}[price]": "No such price."})
+    if not price.active:
+        raise ValidationError({f"{param}[price]": "This price is archived."})
+    quantity = item.get("quantity", 1)
+    if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
+        raise ValidationError({f"{param}[quantity]": "Quantity must be at least 1."})
+    return price, quantity
+
+
 def _validate_items(customer, items) -> list[tuple[Price, int, dict]]:
     if not items:
         raise ValidationError({"items": "A subscription needs at least one item."})
     resolved = []
     seen = set()
     for index, item in enumerate(items):
-        price = item.get("price")
-        if isinstance(price, str):
-            price = (
-                Price.objects.filter(
-                    pk=price, account_id=customer.account_id, livemode=customer.livemode
-                )
-                .select_related("product")
-                .first()
-            )
-        if (
-            price is None
-            or price.account_id != customer.account_id
-            or price.livemode != customer.livemode
-        ):
-            raise ValidationError({f"items[{index}][price]": "No such price."})
-        if not price.active:
-            raise ValidationError({f"items[{index}][price]": "This price is archived."})
+        param = f"items[{index}]"
+        price, quantity = _item_price_and_quantity(customer, item, param)
         if not price.is_recurring:
             raise ValidationError(
                 {
-                    f"items[{index}][price]": "Subscription items need recurring prices; "
+                    f"{param}[price]": "Subscription items need recurring prices; "
                     "use add_invoice_items for one-off prices."
                 }
             )
-        quantity = item.get("quantity", 1)
-        if not isinstance(quantity, int) or quantity < 1:
-            raise ValidationError({f"items[{index}][quantity]": "Quantity must be at least 1."})
         if price.pk in seen:
-            raise ValidationError(
-                {f"items[{index}][price]": "This price is already on the subscription."}
-            )
+            raise ValidationError({f"{param}[price]": "This price is already on the subscription."})
         seen.add(price.pk)
         metadata = item.get("metadata") or {}
         validate_metadata(metadata)
@@ -202,30 +206,12 @@ def _validate_items(customer, items) -> list[tuple[Price, int, dict]]:
 def _validate_one_off_items(customer, add_invoice_items, currency) -> list[tuple[Price, int]]:
     resolved = []
     for index, item in enumerate(add_invoice_items or []):
-        price = item.get("price")
-        if isinstance(price, str):
-            price = (
-                Price.objects.filter(
-                    pk=price, account_id=customer.account_id, livemode=customer.livemode
-                )
-                .select_related("product")
-                .first()
-            )
-        if price is None or price.account_id != customer.account_id:
-            raise ValidationError({f"add_invoice_items[{index}][price]": "No such price."})
+        param = f"add_invoice_items[{index}]"
+        price, quantity = _item_price_and_quantity(customer, item, param)
         if price.is_recurring:
-            raise ValidationError(
-                {f"add_invoice_items[{index}][price]": "add_invoice_items takes one-off prices."}
-            )
+            raise ValidationError({f"{param}[price]": "add_invoice_items takes one-off prices."})
         if price.currency != currency:
-            raise ValidationError(
-                {f"add_invoice_items[{index}][price]": "Wrong currency for this subscription."}
-            )
-        quantity = item.get("quantity", 1)
-        if not isinstance(quantity, int) or quantity < 1:
-            raise ValidationError(
-                {f"add_invoice_items[{index}][quantity]": "Quantity must be at least 1."}
-            )
+            raise ValidationError({f"{param}[price]": "Wrong currency for this subscription."})
         resolved.append((price, quantity))
     return resolved
 
