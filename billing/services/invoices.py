@@ -418,6 +418,14 @@ def finalize_invoice(invoice: Invoice, *, collect: bool = True, request_id=None)
 # --- collecting --------------------------------------------------------------------------
 
 
+def _check_payment_method(payment_method, customer_id) -> None:
+    """Only the customer's own cards may pay its invoices."""
+    if payment_method is not None and payment_method.customer_id != customer_id:
+        raise ValidationError(
+            {"payment_method": "This payment method is not attached to the invoice's customer."}
+        )
+
+
 def _payment_method_for(invoice: Invoice):
     """R-TRIAL-7's order: the invoice's, the subscription's, then the customer's default."""
     if invoice.default_payment_method_id:
@@ -481,6 +489,7 @@ def attempt_payment(
     invoice = Invoice.objects.select_for_update().select_related("customer").get(pk=invoice.pk)
     if invoice.status != InvoiceStatus.OPEN:
         raise ValidationError({"invoice": f"This invoice is {invoice.status}: it cannot be paid."})
+    _check_payment_method(payment_method, invoice.customer_id)
     now = now_for(invoice)
     before = serialize(invoice)
     method = payment_method or _payment_method_for(invoice)
@@ -633,6 +642,7 @@ def _confirm(intent: PaymentIntent, *, payment_method, request_id) -> PaymentInt
     intent = PaymentIntent.objects.select_for_update().get(pk=intent.pk)
     if intent.status == PaymentIntentStatus.SUCCEEDED:
         return intent
+    _check_payment_method(payment_method, intent.customer_id)
     method = payment_method or intent.payment_method
     if method is None:
         raise ValidationError({"payment_method": "A payment method is required to confirm."})

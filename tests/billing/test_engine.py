@@ -823,3 +823,17 @@ def test_failed_pay_attempts_on_a_manual_invoice_never_apply_end_of_retry_settin
     invoice.refresh_from_db()
     assert invoice.status == InvoiceStatus.OPEN
     assert invoice.attempt_count == 3
+
+
+def test_another_customer_s_card_cannot_pay_an_invoice(account, clock, price):
+    customer = _customer(account, clock, card="4000000000000002")
+    sub = subs.create_subscription(customer, items=[{"price": price}])
+    stranger = _customer(account, clock)
+    card = stranger.invoice_settings_default_payment_method
+    with pytest.raises(ValidationError) as error:
+        invoicing.pay_invoice(sub.latest_invoice, payment_method=card)
+    assert "payment_method" in error.value.message_dict
+    sub.latest_invoice.refresh_from_db()
+    assert sub.latest_invoice.attempt_count == 1
+    with pytest.raises(ValidationError):
+        invoicing.confirm_payment_intent(sub.latest_invoice.payment_intent, payment_method=card)
