@@ -837,3 +837,32 @@ def test_another_customer_s_card_cannot_pay_an_invoice(account, clock, price):
     assert sub.latest_invoice.attempt_count == 1
     with pytest.raises(ValidationError):
         invoicing.confirm_payment_intent(sub.latest_invoice.payment_intent, payment_method=card)
+
+
+def test_a_new_upcoming_renewal_setting_applies_from_the_next_period(account, clock, price):
+    # SPEC R-INV-6: changing the number of days does not move this period's notice.
+    from billing.services import update_recovery_settings
+
+    customer = _customer(account, clock)
+    subs.create_subscription(customer, items=[{"price": price}])
+    update_recovery_settings(account, livemode=False, upcoming_renewal_days=3)
+    _advance(clock, days=60)
+    notices = list(
+        Event.objects.filter(type="invoice.upcoming", customer_id=customer.pk)
+        .order_by("created")
+        .values_list("created", flat=True)
+    )
+    assert notices == [
+        datetime(2026, 2, 8, 12, 0, tzinfo=UTC),  # 7 days before 15 Feb: set before the change
+        datetime(2026, 3, 12, 12, 0, tzinfo=UTC),  # 3 days before 15 Mar
+    ]
+
+
+def test_no_upcoming_renewal_notice_for_send_invoice(account, clock, price):
+    # SPEC R-INV-6
+    customer = _customer(account, clock, card=None)
+    subs.create_subscription(
+        customer, items=[{"price": price}], collection_method="send_invoice", days_until_due=30
+    )
+    _advance(clock, days=40)
+    assert not Event.objects.filter(type="invoice.upcoming", customer_id=customer.pk).exists()
