@@ -59,9 +59,12 @@ def recovery_settings(account, livemode: bool) -> RecoverySettings:
     return found or RecoverySettings(account=account, livemode=livemode)
 
 
-def emit_updated(event_type: str, obj, before: dict, **options):
-    """Emit `event_type` with `previous_attributes`: what changed since `before` (serialized)."""
+def emit_updated(event_type: str, obj, before: dict, *, also=(), **options):
+    """Emit the events in `also`, then `event_type` with `previous_attributes`: what changed
+    since `before` (serialized). The object is serialized once for all of them."""
     after = serialize(obj)
+    for other_type in also:
+        events.emit(other_type, obj, payload=after, **options)
     changed = changed_attributes(before, after)
     if changed:
         events.emit(event_type, obj, previous_attributes=changed, payload=after, **options)
@@ -401,8 +404,9 @@ def finalize_invoice(invoice: Invoice, *, collect: bool = True, request_id=None)
             invoice.due_date = now + timedelta(days=30 if days is None else days)
     invoice.save()
     timeline.cancel("finalize_invoice", invoice)
-    events.emit("invoice.finalized", invoice, request_id=request_id)
-    emit_updated("invoice.updated", invoice, before, request_id=request_id)
+    emit_updated(
+        "invoice.updated", invoice, before, also=["invoice.finalized"], request_id=request_id
+    )
     if invoice.amount_due == 0:
         return _mark_paid(invoice, now=now, request_id=request_id)
     if invoice.collection_method == CollectionMethod.SEND_INVOICE:
@@ -466,9 +470,13 @@ def _mark_paid(invoice: Invoice, *, now, request_id=None) -> Invoice:
     invoice.next_payment_attempt = None
     invoice.save()
     timeline.cancel(None, invoice)
-    events.emit("invoice.paid", invoice, request_id=request_id)
-    events.emit("invoice.payment_succeeded", invoice, request_id=request_id)
-    emit_updated("invoice.updated", invoice, before, request_id=request_id)
+    emit_updated(
+        "invoice.updated",
+        invoice,
+        before,
+        also=["invoice.paid", "invoice.payment_succeeded"],
+        request_id=request_id,
+    )
     if invoice.subscription_id:
         from billing.services.subscriptions import invoice_settled
 
@@ -531,8 +539,13 @@ def attempt_payment(
         invoice.next_payment_attempt = None
         invoice.save()
         events.emit("payment_intent.requires_action", intent, request_id=request_id)
-        events.emit("invoice.payment_action_required", invoice, request_id=request_id)
-        emit_updated("invoice.updated", invoice, before, request_id=request_id)
+        emit_updated(
+            "invoice.updated",
+            invoice,
+            before,
+            also=["invoice.payment_action_required"],
+            request_id=request_id,
+        )
         _subscription_payment_problem(invoice, now=now, request_id=request_id)
         return invoice
 
@@ -542,8 +555,9 @@ def attempt_payment(
     _schedule_retry_or_give_up(invoice, now=now)
     invoice.save()
     events.emit("payment_intent.payment_failed", intent, request_id=request_id)
-    events.emit("invoice.payment_failed", invoice, request_id=request_id)
-    emit_updated("invoice.updated", invoice, before, request_id=request_id)
+    emit_updated(
+        "invoice.updated", invoice, before, also=["invoice.payment_failed"], request_id=request_id
+    )
     _subscription_payment_problem(invoice, now=now, request_id=request_id)
     if invoice.next_payment_attempt is None and invoice.status == InvoiceStatus.OPEN:
         _after_last_retry(invoice, now=now, request_id=request_id)
@@ -688,8 +702,7 @@ def void_invoice(invoice: Invoice, *, request_id=None) -> Invoice:
     invoice.save()
     timeline.cancel(None, invoice)
     _cancel_intent(invoice)
-    events.emit("invoice.voided", invoice, request_id=request_id)
-    emit_updated("invoice.updated", invoice, before, request_id=request_id)
+    emit_updated("invoice.updated", invoice, before, also=["invoice.voided"], request_id=request_id)
     return invoice
 
 
@@ -712,8 +725,13 @@ def mark_uncollectible(invoice: Invoice, *, request_id=None) -> Invoice:
     invoice.next_payment_attempt = None
     invoice.save()
     timeline.cancel(None, invoice)
-    events.emit("invoice.marked_uncollectible", invoice, request_id=request_id)
-    emit_updated("invoice.updated", invoice, before, request_id=request_id)
+    emit_updated(
+        "invoice.updated",
+        invoice,
+        before,
+        also=["invoice.marked_uncollectible"],
+        request_id=request_id,
+    )
     if invoice.subscription_id:
         from billing.services.subscriptions import invoice_settled
 
