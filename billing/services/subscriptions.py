@@ -742,37 +742,47 @@ def update_subscription(
 
 
 def _change_items(subscription, items, *, proration_behavior, now, request_id) -> None:
-    """Set quantities / prices; prorate the change over the rest of the period."""
+    """Add, change (`id` + price/quantity) or remove (`id` + `deleted`) items; prorate each change
+    over the rest of the period. Everything is validated before anything is written."""
     current = {item.pk: item for item in subscription.items.select_related("price__product")}
-    resolved = _validate_items(
-        subscription.customer,
-        [
-            {
-                "price": item.get("price") or current[item["id"]].price,
-                "quantity": item.get(
-                    "quantity", current[item["id"]].quantity if item.get("id") in current else 1
-                ),
-            }
-            if item.get("id") in current or item.get("price")
-            else {"price": None}
-            for item in items
-        ],
-    )
-    if resolved[0][0].currency != subscription.currency:
-        raise ValidationError(
-            {"items[0][price]": "All prices on a subscription must have the same currency."}
-        )
+    changes = []  # (existing item or None, price, quantity)
+    removals = []
+    for index, item in enumerate(items):
+        existing = current.get(item.get("id"))
+        if item.get("id") and existing is None:
+            raise ValidationError({f"items[{index}][id]": "No such subscription item."})
+        if item.get("deleted"):
+            removals.append(existing)
+            continue
+        wanted = {
+            "price": item.get("price") or (existing.price if existing else None),
+            "quantity": item.get("quantity", existing.quantity if existing else 1),
+        }
+        price, quantity = _item_price_and_quantity(subscription.customer, wanted, f"items[{index}]")
+        if price.currency != subscription.currency or (
+            price.recurring_interval,
+            price.recurring_interval_count,
+        ) != _price_interval(subscription):
+            raise ValidationError(
+                {
+                    f"items[{index}][price]": "The price's currency or interval differs from the "
+                    "subscription's."
+                }
+            )
+        changes.append((existing, price, quantity))
+    if len(removals) == len(current) and not any(existing is None for existing, _, _ in changes):
+        raise ValidationError({"items": "A subscription needs at least one item."})
+    touched = {item.pk for item in removals} | {e.pk for e, _, _ in changes if e is not None}
+    final_prices = [item.price_id for pk, item in current.items() if pk not in touched]
+    final_prices += [price.pk for _, price, _ in changes]
+    if len(final_prices) != len(set(final_prices)):
+        raise ValidationError({"items": "A price can be on a subscription only once."})
+
     start, end = subscription.current_period_start, subscription.current_period_end
     prorations = []
-    kept = set()
-    for index, (price, quantity, metadata) in enumerate(resolved):
-        item_id = items[index].get("id")
-        existing = current.get(item_id) or next(
-            (item for item in current.values() if item.price_id == price.pk), None
-        )
+    for existing, price, quantity in changes:
         old_amount = existing.price.unit_amount * existing.quantity if existing else 0
         if existing:
-            kept.add(existing.pk)
             existing.price, existing.quantity = price, quantity
             existing.save(update_fields=["price", "quantity"])
         else:
@@ -782,16 +792,14 @@ def _change_items(subscription, items, *, proration_behavior, now, request_id) -
                 subscription=subscription,
                 price=price,
                 quantity=quantity,
-                metadata=metadata,
                 created=now,
             )
         difference = price.unit_amount * quantity - old_amount
         if difference:
             prorations.append((price, quantity, difference))
-    for item in current.values():
-        if item.pk not in kept and any(i.get("deleted") and i.get("id") == item.pk for i in items):
-            prorations.append((item.price, item.quantity, -item.price.unit_amount * item.quantity))
-            item.delete()
+    for item in removals:
+        prorations.append((item.price, item.quantity, -item.price.unit_amount * item.quantity))
+        item.delete()
     if (
         proration_behavior == ProrationBehavior.NONE
         or subscription.status in (SubscriptionStatus.TRIALING, SubscriptionStatus.PAUSED)

@@ -866,3 +866,30 @@ def test_no_upcoming_renewal_notice_for_send_invoice(account, clock, price):
     )
     _advance(clock, days=40)
     assert not Event.objects.filter(type="invoice.upcoming", customer_id=customer.pk).exists()
+
+
+def test_removing_an_item_credits_the_unused_time(account, clock, price):
+    sub = _half_way(account, clock, price)
+    addon = factories.make_price(account, unit_amount=1000, product_name="Add-on")
+    sub = subs.update_subscription(sub, items=[{"price": addon}], proration_behavior="none")
+    addon_item = sub.items.get(price=addon)
+    subs.update_subscription(sub, items=[{"id": addon_item.pk, "deleted": True}])
+    assert list(sub.items.values_list("price_id", flat=True)) == [price.pk]
+    credit = sub.invoice_items.get(invoice__isnull=True)
+    assert credit.amount == -500 and credit.proration
+
+
+def test_removing_every_item_is_refused(account, clock, price):
+    sub = _half_way(account, clock, price)
+    item = sub.items.get()
+    with pytest.raises(ValidationError) as error:
+        subs.update_subscription(sub, items=[{"id": item.pk, "deleted": True}])
+    assert "items" in error.value.message_dict
+    assert sub.items.count() == 1
+
+
+def test_adding_a_price_already_on_the_subscription_is_refused(account, clock, price):
+    sub = _half_way(account, clock, price)
+    with pytest.raises(ValidationError) as error:
+        subs.update_subscription(sub, items=[{"price": price}])
+    assert "items" in error.value.message_dict
