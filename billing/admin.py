@@ -13,10 +13,13 @@ outcome on its own line, so one failure never hides the others (and never become
 import json
 import logging
 from functools import cache
+from urllib.parse import urlencode
 
+from django import forms
 from django.apps import apps
 from django.contrib import admin, messages
 from django.contrib.admin.utils import quote
+from django.contrib.admin.widgets import AutocompleteSelect, ForeignKeyRawIdWidget
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import ValidationError
@@ -52,6 +55,7 @@ from billing.models import (
     SubscriptionItem,
     TestClock,
 )
+from billing.models.base import ModeScoped
 from billing.money import format_amount
 from billing.services import invoices as invoice_services
 from billing.services import subscriptions as subscription_services
@@ -170,16 +174,230 @@ def for_each(model_admin, request, objects, act) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# One account, one mode: links between objects never cross either (SPEC R-CORE-3)
+
+# Query parameters a scoped autocomplete widget adds to its search requests.
+SCOPE_ACCOUNT_PARAM = "scope_account"
+SCOPE_LIVEMODE_PARAM = "scope_livemode"
+
+
+def is_mode_scoped(model) -> bool:
+    """Whether each row of `model` belongs to one account and one mode (`account`, `livemode`)."""
+    names = {field.name for field in model._meta.concrete_fields}
+    return {"account", "livemode"} <= names
+
+
+def _mode_name(livemode: bool) -> str:
+    return "live mode" if livemode else "test mode"
+
+
+def _label(form, name: str) -> str:
+    field = form.fields.get(name)
+    label = field.label if field is not None and field.label else name.replace("_", " ")
+    return str(label)[:1].upper() + str(label)[1:]
+
+
+class ScopedAutocompleteSelect(AutocompleteSelect):
+    """An autocomplete that offers only the objects of `scope` (account and mode) once known."""
+
+    scope: dict | None = None
+
+    def get_url(self):
+        url = super().get_url()
+        if self.scope:
+            url += "?" + urlencode(
+                {
+                    SCOPE_ACCOUNT_PARAM: self.scope["account"],
+                    SCOPE_LIVEMODE_PARAM: int(self.scope["livemode"]),
+                }
+            )
+        return url
+
+
+class ScopedRawIdWidget(ForeignKeyRawIdWidget):
+    """A raw-id input whose lookup popup lists only the objects of `scope` once known."""
+
+    scope: dict | None = None
+
+    def url_parameters(self):
+        params = super().url_parameters()
+        if self.scope:
+            # Lookups on the model's own fields, which the changelist always allows.
+            params["account__exact"] = self.scope["account"]
+            params["livemode__exact"] = int(self.scope["livemode"])
+        return params
+
+
+def narrow_choices(form) -> None:
+    """Point the form's autocomplete and raw-id pickers at its object's account and mode.
+
+    Only once that scope is settled: an existing object (whose account and mode never change
+    here) or a new inline row (which takes its parent's). The form's `clean` is what enforces it.
+    """
+    instance = form.instance
+    if not is_mode_scoped(type(instance)) or not instance.account_id:
+        return
+    if instance._state.adding and ("account" in form.fields or "livemode" in form.fields):
+        return
+    scope = {"account": instance.account_id, "livemode": bool(instance.livemode)}
+    for field in form.fields.values():
+        # Only foreign keys to scoped models get these widgets (ScopedLinksMixin).
+        widget = getattr(field.widget, "widget", field.widget)  # inside the "+" wrapper
+        if isinstance(widget, ScopedAutocompleteSelect | ScopedRawIdWidget):
+            widget.scope = scope
+
+
+def field_names(obj) -> set[str]:
+    """The names of the concrete fields of `obj`'s model."""
+    return {field.name for field in type(obj)._meta.concrete_fields}
+
+
+class ScopedModelForm(forms.ModelForm):
+    """The admin's model form: refuses to link an object to another account's or mode's objects.
+
+    Every foreign key on the form to a model with `account` and `livemode` must point at an object
+    of this object's own account and mode (as chosen on the form, for a new object). Where both
+    ends belong to a customer, it must be the same customer (a subscription cannot charge another
+    customer's card). The account and mode of an existing object cannot change: the objects
+    linked to it would be left in the old ones.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        narrow_choices(self)
+
+    def clean(self):
+        cleaned = super().clean()
+        model = self._meta.model
+        if not is_mode_scoped(model):
+            return cleaned
+        instance = self.instance
+        noun = model._meta.verbose_name
+        if not instance._state.adding and issubclass(model, ModeScoped):
+            frozen = [name for name in ("account", "livemode") if name in self.changed_data]
+            for name in frozen:
+                self.add_error(
+                    name,
+                    f"{_label(self, name)} of an existing {noun} cannot change: the objects "
+                    "linked to it would be left behind in the old account or mode.",
+                )
+            if frozen:
+                return cleaned
+        scope = self._own_scope(cleaned)
+        if scope is None:
+            return cleaned  # the account or mode field has its own error
+        account_id, livemode = scope
+        customer_id = self._own_customer_id(cleaned)
+        for field in model._meta.concrete_fields:
+            name = field.name
+            if not field.many_to_one or name == "account" or name not in self.fields:
+                continue
+            target = cleaned.get(name)
+            if target is None or not is_mode_scoped(field.related_model):
+                continue
+            label = _label(self, name)
+            if target.account_id != account_id:
+                self.add_error(
+                    name,
+                    f"{label} {target.pk} belongs to account {target.account_id}, not to this "
+                    f"{noun}'s account {account_id}.",
+                )
+            elif target.livemode != livemode:
+                self.add_error(
+                    name,
+                    f"{label} {target.pk} is a {_mode_name(target.livemode)} object; this "
+                    f"{noun} is in {_mode_name(livemode)}.",
+                )
+            elif (
+                customer_id is not None
+                and field.related_model is not Customer
+                and "customer" in field_names(target)
+                and target.customer_id != customer_id
+                # Links saved earlier stay valid after a card is detached; only new ones count.
+                and (name in self.changed_data or "customer" in self.changed_data)
+            ):
+                owner = target.customer_id or "no customer"
+                self.add_error(
+                    name,
+                    f"{label} {target.pk} belongs to {owner}, not to this {noun}'s customer "
+                    f"{customer_id}.",
+                )
+        return cleaned
+
+    def _own_scope(self, cleaned) -> tuple[str, bool] | None:
+        """(account id, livemode) of the object as the form would save it; None if unknown."""
+        instance = self.instance
+        if "account" in self.fields:
+            account = cleaned.get("account")
+            if account is None:
+                return None
+            account_id = account.pk
+        else:
+            account_id = instance.account_id
+        if "livemode" in self.fields:
+            if "livemode" not in cleaned:
+                return None
+            livemode = bool(cleaned["livemode"])
+        else:
+            livemode = bool(instance.livemode)
+        if account_id is None:
+            return None
+        return account_id, livemode
+
+    def _own_customer_id(self, cleaned) -> str | None:
+        """The customer the object belongs to (a customer is its own), if it has one."""
+        if isinstance(self.instance, Customer):
+            return self.instance.pk
+        if "customer" not in field_names(self.instance):
+            return None
+        if "customer" in self.fields:
+            customer = cleaned.get("customer")
+            return customer.pk if customer is not None else None
+        return self.instance.customer_id
+
+
+class ScopedLinksMixin:
+    """Model forms and FK widgets of admins and inlines that keep links in one account and mode."""
+
+    form = ScopedModelForm
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if "widget" not in kwargs and is_mode_scoped(db_field.related_model):
+            db = kwargs.get("using")
+            if db_field.name in self.get_autocomplete_fields(request):
+                kwargs["widget"] = ScopedAutocompleteSelect(db_field, self.admin_site, using=db)
+            elif db_field.name in self.raw_id_fields:
+                kwargs["widget"] = ScopedRawIdWidget(
+                    db_field.remote_field, self.admin_site, using=db
+                )
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
 # Shared defaults
 
 
-class BillingAdmin(admin.ModelAdmin):
-    """Defaults for every billing admin: no full count of big tables, 50 rows a page."""
+class BillingAdmin(ScopedLinksMixin, admin.ModelAdmin):
+    """Defaults for every billing admin: no full count of big tables, 50 rows a page, and no
+    links across accounts or modes."""
 
     show_full_result_count = False
     list_per_page = 50
     # Django 6 makes https the default scheme of URL inputs; ask for it now (branding logos).
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+
+    def get_search_results(self, request, queryset, search_term):
+        queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        # An autocomplete on a form whose object's account and mode are known asks for those
+        # only (ScopedAutocompleteSelect); other pages never pass these parameters.
+        account_id = request.GET.get(SCOPE_ACCOUNT_PARAM)
+        livemode = request.GET.get(SCOPE_LIVEMODE_PARAM)
+        if account_id and livemode in ("0", "1") and is_mode_scoped(self.model):
+            queryset = queryset.filter(account_id=account_id, livemode=livemode == "1")
+        if not queryset.ordered:
+            # Autocomplete pages through these results; the changelist orders them itself.
+            queryset = queryset.order_by("-pk")
+        return queryset, may_have_duplicates
 
 
 class ModeScopedAdmin(BillingAdmin):
@@ -197,6 +415,7 @@ class ModeScopedInlineFormSet(BaseInlineFormSet):
         if form.instance._state.adding:
             form.instance.account_id = self.instance.account_id
             form.instance.livemode = self.instance.livemode
+            narrow_choices(form)
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -557,7 +776,7 @@ class DiscountAdmin(ModeScopedAdmin):
 # Subscriptions
 
 
-class SubscriptionItemInline(admin.TabularInline):
+class SubscriptionItemInline(ScopedLinksMixin, admin.TabularInline):
     model = SubscriptionItem
     formset = ModeScopedInlineFormSet
     fields = ("id", "price", "quantity", "created")
@@ -735,7 +954,7 @@ INVOICE_AMOUNT_FIELDS = (
 )
 
 
-class InvoiceLineInline(admin.TabularInline):
+class InvoiceLineInline(ScopedLinksMixin, admin.TabularInline):
     """Lines are editable while the invoice is a draft and frozen once it is finalized."""
 
     model = InvoiceLineItem

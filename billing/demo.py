@@ -37,7 +37,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Count
 
-from billing import clocks, events, periods, timeline
+from billing import clocks, events, periods
 from billing.choices import (
     AfterRetriesInvoice,
     AfterRetriesSubscription,
@@ -52,7 +52,6 @@ from billing.choices import (
     RetryMode,
     Role,
     SubscriptionStatus,
-    TestClockStatus,
     UsageType,
 )
 from billing.models import (
@@ -82,7 +81,7 @@ from billing.services import invoices as invoicing
 from billing.services import subscriptions as subscribing
 from billing.services import update_recovery_settings
 from billing.services.customers import add_card, create_customer
-from billing.services.test_clocks import create_test_clock
+from billing.services.test_clocks import advance_test_clock, create_test_clock
 
 SEED = 20240917
 ACCOUNT_NAME = "Northwind Software"
@@ -843,15 +842,12 @@ class Simulation:
     def advance_to(self, moment: datetime) -> None:
         """Advance the test clock to `moment`, running what falls due (nothing in live mode).
 
-        This is `advance_test_clock` without handing the work to a worker after commit: the
-        clock is set advancing, then `timeline.advance_clock` runs its due jobs here.
+        The service runs the clock's due jobs here, synchronously, instead of handing them to a
+        worker after commit: no worker runs during the command, and the next step needs them done.
         """
         if self.clock is None or moment <= self.clock.frozen_time:
             return
-        advancing = TestClock.objects.filter(pk=self.clock.pk, status=TestClockStatus.READY)
-        advancing.update(status=TestClockStatus.ADVANCING, advancing_to=moment)
-        timeline.advance_clock(self.clock.pk)
-        self.clock.refresh_from_db()
+        self.clock = advance_test_clock(self.clock, to=moment, synchronously=True)
 
     def subscription(self, plan: CustomerPlan) -> Subscription | None:
         if plan.subscription_id is None:
