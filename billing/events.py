@@ -7,6 +7,7 @@ subscribers (webhooks, automations, notifications) only hear of it once that tra
 from django.db import transaction
 from django_q.tasks import async_task
 
+from billing import batching
 from billing.clocks import now_for
 from billing.models import Account, Customer, Event
 from billing.serializers import serialize
@@ -153,17 +154,32 @@ def emit(type: str, obj, **options) -> Event:
     """Record that `obj` changed (see `build` for the options); call it inside the transaction
     that made the change. Subscribers hear of the event once that transaction commits."""
     event = build(type, obj, **options)
+    batch = batching.active()
+    if batch is not None:
+        # Written (and dispatched) with the rest of the batch, in this same order.
+        batch.events.append(event)
+        return event
     event.save(force_insert=True)
+    _dispatch_after_commit([event])
+    return event
 
+
+def save_many(built: list[Event]) -> None:
+    """Save events `emit` collected in a batch, in order, and dispatch them after commit."""
+    Event.objects.bulk_create(built, batch_size=1000)
+    _dispatch_after_commit(built)
+
+
+def _dispatch_after_commit(saved: list[Event]) -> None:
     # Imported here because the subscriber registry imports EVENT_TYPES from this module.
     from billing.subscribers import handlers_for
 
     # Nothing leaves the process before commit, and an event nobody listens to costs no queue
     # row. Registration happens at import time (AppConfig.ready), so this check is stable.
-    if handlers_for(type):
-        event_id = event.id
-        transaction.on_commit(lambda: async_task("billing.tasks.dispatch_event", event_id))
-    return event
+    for event in saved:
+        if handlers_for(event.type):
+            event_id = event.id
+            transaction.on_commit(lambda e=event_id: async_task("billing.tasks.dispatch_event", e))
 
 
 def record_history(built: list[Event]) -> int:

@@ -1,7 +1,7 @@
 """Payments go through a `PaymentGateway`; the built-in one is decided by the card (SPEC R-INV-10).
 
-The engine never talks to a processor directly: it asks `get_gateway(account)` for a gateway and
-calls `charge` (and `confirm` once the customer completed 3-D Secure). The test gateway decides
+The engine never talks to a processor directly: it asks `get_gateway(account_id)` for a gateway
+and calls `charge` (and `confirm` once the customer completed 3-D Secure). The test gateway decides
 every outcome from the card's `test_behavior`, which `card_details` derives from Stripe's test
 card numbers, so invoices, dunning and authentication flows can be rehearsed end to end.
 
@@ -342,8 +342,8 @@ def gateway_named(name: str) -> PaymentGateway:
         raise ValueError(f"unknown payment gateway {name!r}") from None
 
 
-def get_gateway(account) -> PaymentGateway:
-    """The gateway that charges `account`'s customers.
+def get_gateway(account_id: str) -> PaymentGateway:
+    """The gateway that charges the customers of the account `account_id`.
 
     Every account, in both modes, uses the test gateway: live mode has no real processor until
     one is plugged in behind `PaymentGateway` and registered in GATEWAYS.

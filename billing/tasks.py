@@ -52,3 +52,10 @@ def advance_test_clock(clock_id: str) -> None:
     from billing import timeline
 
     timeline.advance_clock(clock_id)
+
+
+def run_due_jobs(job_ids: list[int]) -> int:
+    """Run a batch of due jobs of one kind that `tick` claimed."""
+    from billing import timeline
+
+    return timeline.run_many([int(job_id) for job_id in job_ids])

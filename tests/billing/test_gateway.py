@@ -344,7 +344,7 @@ def test_payment_gateway_is_an_interface():
 def test_every_account_uses_the_test_gateway():
     account = factories.make_account()
 
-    assert isinstance(get_gateway(account), TestGateway)
+    assert isinstance(get_gateway(account.id), TestGateway)
 
 
 def test_gateway_registry_knows_the_test_gateway():
