@@ -42,6 +42,7 @@ from billing.models import (
     DueJob,
     Event,
     ExchangeRate,
+    IdempotencyKey,
     Invoice,
     InvoiceItem,
     InvoiceLineItem,
@@ -1460,3 +1461,20 @@ if admin.site.is_registered(User):
 @admin.register(User)
 class SupportUserAdmin(UserAdmin):
     inlines = (*UserAdmin.inlines, UserMembershipInline)
+
+
+@admin.register(IdempotencyKey)
+class IdempotencyKeyAdmin(BillingAdmin):
+    """The /v1 API's idempotency keys, read-only: what a retried request will be answered."""
+
+    list_display = ("key", "method", "path", "status_code", "account", "livemode", "created")
+    list_filter = ("livemode", "status_code")
+    search_fields = ("key", "request_id")
+    readonly_fields = ("id",)
+    autocomplete_fields = ("account",)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -156,6 +156,13 @@ Q_CLUSTER = {
 # The dashboard lists use keyset pagination; this is the page size.
 DASHBOARD_PAGE_SIZE = env.int("DASHBOARD_PAGE_SIZE", 25, minimum=1)
 
+# The /v1 API: requests per second per key before 429 (0: no limit), and how long an
+# idempotency key whose request never finished (a crashed worker) stays locked.
+RELANCE_API_RATE_LIMIT = env.int("RELANCE_API_RATE_LIMIT", 100, minimum=0)
+RELANCE_API_IDEMPOTENCY_LOCK_SECONDS = env.int(
+    "RELANCE_API_IDEMPOTENCY_LOCK_SECONDS", 60, minimum=1
+)
+
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG

@@ -1,4 +1,5 @@
-"""URL map: the dashboard at /, support's admin at /admin/, sign-in pages."""
+"""URL map: the dashboard at /, support's admin at /admin/, the Stripe-compatible API at /v1/,
+sign-in pages."""
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
@@ -10,6 +11,8 @@ admin.site.index_title = "Billing data"
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    # CSRF does not apply: API views are csrf_exempt and authenticate with secret keys.
+    path("v1/", include("billing.api.urls")),
     path(
         "login/",
         auth_views.LoginView.as_view(

@@ -6,15 +6,14 @@ import billing.models.base
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('billing', '0003_idempotency_keys'),
+        ("billing", "0003_idempotency_keys"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='event',
-            name='data',
+            model_name="event",
+            name="data",
             field=billing.models.base.BulkJSONField(),
         ),
     ]

@@ -1,6 +1,7 @@
 """The billing data model. One module per area; import models from here."""
 
 from billing.models.accounts import Account, ApiKey, ExchangeRate, Membership
+from billing.models.api import IdempotencyKey
 from billing.models.catalog import Coupon, Discount, Price, Product
 from billing.models.customers import Customer, CustomerBalanceTransaction, PaymentMethod
 from billing.models.events import Event
@@ -20,6 +21,7 @@ __all__ = [
     "DueJob",
     "Event",
     "ExchangeRate",
+    "IdempotencyKey",
     "Invoice",
     "InvoiceItem",
     "InvoiceLineItem",

@@ -16,6 +16,16 @@ from billing.services.accounts import (
     update_recovery_settings,
     validate_timezone,
 )
+from billing.services.catalog import (
+    create_coupon,
+    create_price,
+    create_product,
+    delete_coupon,
+    delete_product,
+    update_coupon,
+    update_price,
+    update_product,
+)
 from billing.services.customers import (
     add_card,
     attach_payment_method,
@@ -65,7 +75,15 @@ __all__ = [
     "add_card",
     "attach_payment_method",
     "changed_attributes",
+    "create_coupon",
     "create_customer",
+    "create_price",
+    "create_product",
+    "delete_coupon",
+    "delete_product",
+    "update_coupon",
+    "update_price",
+    "update_product",
     "create_payment_method",
     "delete_customer",
     "detach_payment_method",

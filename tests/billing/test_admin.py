@@ -34,6 +34,7 @@ from billing.models import (
     DueJob,
     Event,
     ExchangeRate,
+    IdempotencyKey,
     Invoice,
     InvoiceItem,
     InvoiceLineItem,
@@ -91,6 +92,14 @@ BUILDERS = {
     Event: lambda account, i: factories.make_event(account, obj=_customer(account, i)),
     ExchangeRate: lambda account, i: factories.make_exchange_rate(
         factories.make_account(f"Rates {i}")
+    ),
+    IdempotencyKey: lambda account, i: IdempotencyKey.objects.create(
+        account=account,
+        key=f"k{i}",
+        method="POST",
+        path="/v1/customers",
+        fingerprint="x",
+        request_id=f"req_{i}",
     ),
     Invoice: _invoice,
     InvoiceItem: lambda account, i: factories.make_invoice_item(

@@ -7,6 +7,8 @@ from django_q.models import Schedule
 # is django-q2's finest recurring schedule, so wall-clock work runs at most about a minute late.
 SCHEDULES = {
     "billing: run due jobs": ("billing.tasks.tick", 1),
+    # Idempotency keys are replayed for 24 hours (Stripe's window); older ones only take space.
+    "api: prune idempotency keys": ("billing.api.idempotency.prune", 60),
 }
 
 
