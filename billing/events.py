@@ -4,6 +4,9 @@ The row is both the history and the outbox. It is written in the caller's transa
 subscribers (webhooks, automations, notifications) only hear of it once that transaction commits.
 """
 
+import contextlib
+import contextvars
+
 from django.db import transaction
 from django_q.tasks import async_task
 
@@ -89,6 +92,23 @@ EVENT_TYPES = frozenset(
 )
 
 
+# The API request being handled, if any: events built while it runs record it (Stripe's
+# `request.{id, idempotency_key}`) unless the caller names a request explicitly.
+_request: contextvars.ContextVar[tuple[str | None, str | None]] = contextvars.ContextVar(
+    "billing_event_request", default=(None, None)
+)
+
+
+@contextlib.contextmanager
+def request_context(*, request_id: str | None = None, idempotency_key: str | None = None):
+    """Within the block, events record this request (and its idempotency key) by default."""
+    token = _request.set((request_id, idempotency_key))
+    try:
+        yield
+    finally:
+        _request.reset(token)
+
+
 def validate_event_type(event_type: str) -> str:
     """`event_type` if the product knows it; raise ValueError otherwise."""
     if event_type not in EVENT_TYPES:
@@ -123,6 +143,11 @@ def build(
     (`invoice.upcoming` carries a preview of the next invoice; `obj` is its subscription).
     """
     validate_event_type(type)
+    context_request_id, context_idempotency_key = _request.get()
+    if request_id is None:
+        request_id = context_request_id
+    if idempotency_key is None:
+        idempotency_key = context_idempotency_key
     if payload is None:
         payload = serialize(obj)
     data = {"object": payload}
@@ -166,7 +191,7 @@ def emit(type: str, obj, **options) -> Event:
 
 def save_many(built: list[Event]) -> None:
     """Save events `emit` collected in a batch, in order, and dispatch them after commit."""
-    Event.objects.bulk_create(built, batch_size=1000)
+    batching.bulk_insert(Event, built)
     _dispatch_after_commit(built)
 
 

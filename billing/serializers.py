@@ -77,6 +77,9 @@ def blank_to_none(value: str | None) -> str | None:
 
 def json_copy(value):
     """A deep copy of a JSON field, so the rendered dict never aliases the model's own value."""
+    if not value:
+        # Most are empty (metadata) or null: skip deepcopy's machinery for them.
+        return {} if isinstance(value, dict) else [] if isinstance(value, list) else value
     return copy.deepcopy(value)
 
 

@@ -113,7 +113,7 @@ def schedule(kind: str, obj, *, at) -> DueJob:
     )
     batch = batching.active()
     if batch is not None:
-        batch.new_jobs[(kind, obj.pk)] = job
+        batch.new_jobs[obj.pk][kind] = job
     else:
         job.save(force_insert=True)
     return job
@@ -125,10 +125,14 @@ def cancel(kind: str | None, obj) -> int:
     batch = batching.active()
     if batch is not None:
         batch.canceled[kind].add(obj.pk)
-        keys = [key for key in batch.new_jobs if key[1] == obj.pk and kind in (None, key[0])]
-        for key in keys:
-            del batch.new_jobs[key]
-        return len(keys)
+        scheduled = batch.new_jobs.get(obj.pk)
+        if not scheduled:
+            return 0
+        if kind is None:
+            count = len(scheduled)
+            scheduled.clear()
+            return count
+        return int(scheduled.pop(kind, None) is not None)
     jobs = DueJob.objects.filter(target_id=obj.pk, status=JobStatus.PENDING)
     if kind is not None:
         jobs = jobs.filter(kind=kind)
