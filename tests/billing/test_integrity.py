@@ -382,3 +382,32 @@ def test_another_accounts_card_cannot_become_a_customers_default(account, other_
     assert list(error.value.message_dict) == ["invoice_settings[default_payment_method]"]
     customer.refresh_from_db()
     assert customer.invoice_settings_default_payment_method_id is None
+
+
+def test_a_coupon_of_the_other_mode_cannot_discount_a_new_subscription(account):
+    # SPEC R-CORE-3
+    from billing.models import Subscription as Sub
+    from billing.services.subscriptions import create_subscription
+
+    customer = factories.make_customer(account)
+    factories.make_card(customer)
+    live_coupon = factories.make_coupon(account, code="LIVE50", livemode=True, percent_off=50)
+    with pytest.raises(ValidationError) as error:
+        create_subscription(
+            customer, items=[{"price": factories.make_price(account)}], coupon=live_coupon
+        )
+    assert list(error.value.message_dict) == ["coupon"]
+    assert not Sub.objects.filter(customer=customer).exists()
+
+
+def test_an_invoice_item_cannot_name_another_customers_subscription(account):
+    # SPEC R-CORE-3
+    from billing.models import InvoiceItem
+    from billing.services.invoices import create_invoice_item
+
+    customer = factories.make_customer(account)
+    someone_elses = factories.make_subscription(factories.make_customer(account, email="x@y.z"))
+    with pytest.raises(ValidationError) as error:
+        create_invoice_item(customer, amount=500, currency="usd", subscription=someone_elses)
+    assert list(error.value.message_dict) == ["subscription"]
+    assert not InvoiceItem.objects.filter(customer=customer).exists()
