@@ -77,9 +77,10 @@ from billing.models import (
     SubscriptionItem,
     TestClock,
 )
+from billing.models.accounts import hash_api_key
 from billing.services import invoices as invoicing
+from billing.services import issue_api_key, update_recovery_settings
 from billing.services import subscriptions as subscribing
-from billing.services import update_recovery_settings
 from billing.services.customers import add_card, create_customer
 from billing.services.test_clocks import advance_test_clock, create_test_clock
 
@@ -1113,11 +1114,14 @@ def load_demo(*, now: datetime, seed: int = SEED, reset: bool = False) -> LoadRe
 
 @dataclass
 class DemoLogin:
-    """The dashboard login of the demo account, and whether its password was just set."""
+    """The dashboard login of the demo account, and whether its password was just set; and a
+    test-mode API key of the account, kept in the same file (only its hash is in the database)."""
 
     email: str
     password: str
     password_set: bool
+    api_key: str = ""
+    api_key_set: bool = False
 
 
 def login_file() -> Path:
@@ -1134,14 +1138,39 @@ def _read_login_file(path: Path) -> tuple[str, str] | None:
     return email.strip(), password.strip()
 
 
+def _read_api_key(path: Path) -> str | None:
+    """The API key on the login file's third line, or None."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return None
+    return lines[2].strip() if len(lines) > 2 and lines[2].strip() else None
+
+
 def write_login_file(login: DemoLogin, path: Path | None = None) -> Path:
-    """Write `email\\npassword\\n`, readable by the owner only (the password is in clear)."""
+    """Write `email\\npassword\\n` (and the API key on a third line), readable by the owner
+    only: the password and the key are in clear."""
     path = path or login_file()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.touch(mode=0o600, exist_ok=True)
     path.chmod(0o600)
-    path.write_text(f"{login.email}\n{login.password}\n")
+    key_line = f"{login.api_key}\n" if login.api_key else ""
+    path.write_text(f"{login.email}\n{login.password}\n{key_line}")
     return path
+
+
+def ensure_demo_api_key(account: Account, login: DemoLogin, *, path: Path | None = None) -> None:
+    """Give `login` a test-mode secret key of the demo account for the /v1 API: the one in the
+    login file while it is still the account's and not revoked, else a new one (the caller
+    writes the file once the transaction has committed)."""
+    stored = _read_api_key(path or login_file())
+    if stored and stored.startswith("sk_test_"):
+        key = ApiKey.objects.filter(key_hash=hash_api_key(stored), account=account).first()
+        if key is not None and key.is_active:
+            login.api_key = stored
+            return
+    _, login.api_key = issue_api_key(account, livemode=False, name="Demo key")
+    login.api_key_set = True
 
 
 def ensure_demo_login(account: Account, *, email: str, path: Path | None = None) -> DemoLogin:
@@ -1178,7 +1207,8 @@ def run(*, email: str = DEFAULT_LOGIN_EMAIL, reset: bool = False, now: datetime)
     with transaction.atomic():
         result = load_demo(now=now, reset=reset)
         login = ensure_demo_login(result.account, email=email)
-    if login.password_set:
+        ensure_demo_api_key(result.account, login)
+    if login.password_set or login.api_key_set:
         write_login_file(login)
     return result, login
 

@@ -9,7 +9,8 @@ rendering many objects avoids N+1 queries by preparing the queryset, for example
 
 - subscriptions: `select_related("test_clock")`,
   `prefetch_related("items__price", "discounts__coupon")`
-- invoices: `select_related("customer", "subscription")`, `prefetch_related("lines__price")`
+- invoices: `select_related("customer", "subscription", "payment_intent")`,
+  `prefetch_related("lines__price")`
 - invoice items: `select_related("customer", "price")`
 - customers: `prefetch_related("discounts__coupon")`
 - events: `select_related("account")`
@@ -658,6 +659,14 @@ def serialize_invoiceitem(item: InvoiceItem) -> dict:
     }
 
 
+def _confirmation_secret(invoice: Invoice) -> dict | None:
+    """Stripe's (basil) `confirmation_secret`: the client secret of the PaymentIntent made at
+    finalization, for Stripe.js to confirm the payment; null while there is none."""
+    if not invoice.payment_intent_id:
+        return None
+    return {"client_secret": invoice.payment_intent.client_secret, "type": "payment_intent"}
+
+
 def serialize_invoice(invoice: Invoice) -> dict:
     """An `invoice`, its lines embedded as a list object."""
     customer = invoice.customer
@@ -701,6 +710,7 @@ def serialize_invoice(invoice: Invoice) -> dict:
         },
         "billing_reason": invoice.billing_reason,
         "collection_method": invoice.collection_method,
+        "confirmation_secret": _confirmation_secret(invoice),
         "created": timestamp(invoice.created),
         "currency": invoice.currency,
         "custom_fields": None,

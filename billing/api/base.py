@@ -16,15 +16,16 @@ from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
-from billing import ids
+from billing import events, ids
 from billing.api import idempotency
 from billing.api.auth import authenticate, check_rate_limit
-from billing.api.errors import ApiError, from_validation_error, internal, not_found
+from billing.api.errors import ApiError, from_validation_error, internal, invalid, not_found
 from billing.api.expand import expand
 from billing.api.params import Schema, decode, parse_pairs
 from billing.models.base import in_mode
 from billing.serializers import serialize
 from billing.services import CardError
+from billing.validators import validate_metadata
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +45,15 @@ def get_or_404(ctx, model, object_id: str, label: str, *, param: str = "id", que
     if obj is None:
         raise not_found(label, object_id, param=param)
     return obj
+
+
+def checked_metadata(value: dict, param: str = "metadata") -> dict:
+    """`value` if within Stripe's metadata limits (SPEC R-CORE-5), else a 400 naming `param`."""
+    try:
+        validate_metadata(value)
+    except ValidationError as error:
+        raise invalid(param, error.messages[0]) from None
+    return value
 
 
 def deleted(obj_id: str, object_name: str) -> dict:
@@ -80,6 +90,9 @@ class ApiView(View):
     the matching `get_params`/`post_params`/`delete_params` schemas."""
 
     http_method_names = ["get", "post", "delete"]
+    # Views whose service records a declined payment before raising CardError (`pay`,
+    # `confirm`) commit that record and answer 402; elsewhere a decline rolls everything back.
+    commit_card_errors = False
     # Service ValidationError keys that are not the API's parameter names.
     param_aliases: dict[str, str] = {}
 
@@ -123,13 +136,31 @@ class ApiView(View):
                 return response
         # Reads need no transaction: on SQLite every atomic block takes the write lock.
         atomic = transaction.atomic() if method != "get" else contextlib.nullcontext()
+        declined = None
         try:
             with atomic:
-                result = handler(ctx, params, **kwargs)
-                body = serialize(result) if not isinstance(result, dict) else result
-                body = expand(body, paths, ctx)
-                if row is not None:
-                    idempotency.finish(row, status=200, body=body)
+                # Events record this request (SPEC R-EVT-1); work queued for after commit
+                # (clock advances) runs outside it, as Stripe's automatic events have no request.
+                with events.request_context(
+                    request_id=ctx.request_id, idempotency_key=ctx.idempotency_key
+                ):
+                    try:
+                        result = handler(ctx, params, **kwargs)
+                    except CardError as error:
+                        if not self.commit_card_errors:
+                            raise
+                        # A declined /pay or /confirm is recorded (attempt count, events) and
+                        # that record commits, as Stripe's does; only then is the 402 answered.
+                        declined = self._as_api_error(error)
+                if declined is not None:
+                    body = declined.body()
+                    if row is not None:
+                        idempotency.finish(row, status=declined.status, body=body)
+                else:
+                    body = serialize(result) if not isinstance(result, dict) else result
+                    body = expand(body, paths, ctx)
+                    if row is not None:
+                        idempotency.finish(row, status=200, body=body)
         except (ApiError, ValidationError, CardError) as error:
             api_error = self._as_api_error(error)
             if row is not None:
@@ -140,6 +171,8 @@ class ApiView(View):
             if row is not None:
                 idempotency.abandon(row)
             raise
+        if declined is not None:
+            raise declined
         response = JsonResponse(body)
         if ctx.idempotency_key:
             response["Idempotency-Key"] = ctx.idempotency_key

@@ -10,6 +10,7 @@ from billing.api.errors import invalid
 from billing.models import (
     Customer,
     Invoice,
+    InvoiceItem,
     PaymentIntent,
     PaymentMethod,
     Price,
@@ -43,7 +44,10 @@ EXPANDABLE: dict[str, set[str]] = {
         "subscription",
         "test_clock",
         "on_behalf_of",
+        # Rendered in full already (Stripe includes it only when asked): expanding is a no-op.
+        "confirmation_secret",
     },
+    "invoiceitem": {"customer", "invoice", "subscription"},
     "payment_intent": {"customer", "invoice", "payment_method"},
     "line_item": {"subscription"},
 }
@@ -56,6 +60,7 @@ MODELS_BY_PREFIX = {
     "price": Price,
     "sub": Subscription,
     "in": Invoice,
+    "ii": InvoiceItem,
     "pi": PaymentIntent,
     "clock": TestClock,
 }

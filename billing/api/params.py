@@ -299,6 +299,27 @@ class Range(Field):
         return {"gte": when, "lte": when} if when is not None else {}
 
 
+class Unsupported(Field):
+    """A Stripe parameter Relance does not implement yet: refused naming it, never ignored.
+
+    Values in `harmless` (the parameter's "do nothing" setting, as `prorate=false`) pass and
+    clean to None.
+    """
+
+    def __init__(self, reason: str = "", *, harmless: tuple = (), **options):
+        super().__init__(**options)
+        self.reason = reason
+        self.harmless = harmless
+
+    def clean(self, value, param):
+        if value in self.harmless:
+            return None
+        message = f"Relance does not support {param} yet."
+        if self.reason:
+            message = f"{message} {self.reason}"
+        raise invalid(param, message, "parameter_unsupported")
+
+
 def clean_fields(fields: dict[str, Field], data: dict, *, prefix: str | None = None) -> dict:
     """Every given key cleaned by its field; unknown keys and missing required ones refused.
 
@@ -355,6 +376,7 @@ __all__ = [
     "Schema",
     "String",
     "Timestamp",
+    "Unsupported",
     "decode",
     "parse_pairs",
 ]

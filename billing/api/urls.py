@@ -2,7 +2,7 @@
 
 from django.urls import path, re_path
 
-from billing.api import catalog, customers
+from billing.api import catalog, customers, events, invoices, payments, subscriptions, test_clocks
 from billing.api.base import UnknownEndpoint
 
 app_name = "api"
@@ -30,5 +30,37 @@ urlpatterns = [
     path("prices/<str:price_id>", catalog.PriceView.as_view()),
     path("coupons", catalog.CouponsView.as_view()),
     path("coupons/<str:coupon_id>", catalog.CouponView.as_view()),
+    path("subscriptions", subscriptions.SubscriptionsView.as_view()),
+    path("subscriptions/<str:subscription_id>", subscriptions.SubscriptionView.as_view()),
+    path(
+        "subscriptions/<str:subscription_id>/resume",
+        subscriptions.SubscriptionResumeView.as_view(),
+    ),
+    path("invoices", invoices.InvoicesView.as_view()),
+    # Before `invoices/<id>`: these two words are not invoice ids.
+    path("invoices/upcoming", invoices.InvoiceUpcomingView.as_view()),
+    path("invoices/create_preview", invoices.InvoiceCreatePreviewView.as_view()),
+    path("invoices/<str:invoice_id>", invoices.InvoiceView.as_view()),
+    path("invoices/<str:invoice_id>/finalize", invoices.InvoiceFinalizeView.as_view()),
+    path("invoices/<str:invoice_id>/pay", invoices.InvoicePayView.as_view()),
+    path("invoices/<str:invoice_id>/void", invoices.InvoiceVoidView.as_view()),
+    path(
+        "invoices/<str:invoice_id>/mark_uncollectible",
+        invoices.InvoiceMarkUncollectibleView.as_view(),
+    ),
+    path("invoices/<str:invoice_id>/lines", invoices.InvoiceLinesView.as_view()),
+    path("invoiceitems", invoices.InvoiceItemsView.as_view()),
+    path("invoiceitems/<str:invoiceitem_id>", invoices.InvoiceItemView.as_view()),
+    path("payment_intents", payments.PaymentIntentsView.as_view()),
+    path("payment_intents/<str:intent_id>", payments.PaymentIntentView.as_view()),
+    path("payment_intents/<str:intent_id>/confirm", payments.PaymentIntentConfirmView.as_view()),
+    path("events", events.EventsView.as_view()),
+    path("events/<str:event_id>", events.EventView.as_view()),
+    path("test_helpers/test_clocks", test_clocks.TestClocksView.as_view()),
+    path("test_helpers/test_clocks/<str:clock_id>", test_clocks.TestClockView.as_view()),
+    path(
+        "test_helpers/test_clocks/<str:clock_id>/advance",
+        test_clocks.TestClockAdvanceView.as_view(),
+    ),
     re_path(r"^.*$", UnknownEndpoint.as_view()),
 ]

@@ -513,7 +513,9 @@ def test_login_is_printed_and_opens_the_dashboard_and_admin(demo_account, loaded
     assert user.is_staff and user.is_superuser
     assert Membership.objects.get(user=user, account=demo_account).role == Role.OWNER
     login_file = loaded.var_dir / "demo-login.txt"
-    assert login_file.read_text() == f"{email}\n{password}\n"
+    lines = login_file.read_text().splitlines()
+    assert lines[:2] == [email, password]
+    assert lines[2].startswith("sk_test_")  # the demo's API key
     assert stat.S_IMODE(login_file.stat().st_mode) == 0o600
 
 
@@ -523,7 +525,9 @@ def test_missing_login_file_gets_a_new_password(demo_account, loaded, settings, 
     output = run_command()
     email, password = LOGIN_LINE.search(output).groups()
     assert password != old_password
-    assert (tmp_path / "var" / "demo-login.txt").read_text() == f"{email}\n{password}\n"
+    lines = (tmp_path / "var" / "demo-login.txt").read_text().splitlines()
+    assert lines[:2] == [email, password]
+    assert lines[2].startswith("sk_test_")
     assert client.login(username=email, password=password)
     assert not client.login(username=email, password=old_password)
 

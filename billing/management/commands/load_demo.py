@@ -1,4 +1,4 @@
-"""Load the "Northwind Software" demo account and its dashboard login.
+"""Load the "Northwind Software" demo account, its dashboard login and a test API key.
 
     python manage.py load_demo [--reset] [--email demo@relance.local]
 
@@ -55,6 +55,8 @@ class Command(BaseCommand):
                 self.stdout.write(f"{'Live' if livemode else 'Test'} mode:")
                 for line in demo.describe(demo.summary(account, livemode)):
                     self.stdout.write(f"  {line}")
-        if login.password_set:
-            self.stdout.write(f"New password written to {demo.login_file()}")
+        if login.password_set or login.api_key_set:
+            self.stdout.write(f"New credentials written to {demo.login_file()}")
         self.stdout.write(f"Dashboard login: {login.email} / {login.password}")
+        # The /v1 API with the official SDKs: set the base URL to this server (README).
+        self.stdout.write(f"API key (test mode): {login.api_key}")

@@ -1,0 +1,416 @@
+"""/v1/subscriptions: create, retrieve, update, cancel (`DELETE`), resume, list.
+
+Parameters map one to one onto `billing.services` subscription verbs. Stripe parameters the
+services do not implement yet are refused naming them (`Unsupported`), never ignored.
+"""
+
+from billing import services
+from billing.api import lists
+from billing.api.base import ApiView, checked_metadata, get_or_404, scoped
+from billing.api.customers import live_customers
+from billing.api.errors import invalid, not_found
+from billing.api.params import (
+    Array,
+    Boolean,
+    Enum,
+    Hash,
+    Integer,
+    Metadata,
+    Schema,
+    String,
+    Timestamp,
+    Unsupported,
+)
+from billing.choices import (
+    CollectionMethod,
+    MissingPaymentMethodBehavior,
+    PaymentBehavior,
+    ProrationBehavior,
+    SubscriptionStatus,
+)
+from billing.models import Coupon, Customer, PaymentMethod, Price, Subscription
+from billing.services.subscriptions import MAX_TRIAL_DAYS
+
+ID = String(max_length=255)
+QUANTITY = Integer(min_value=1, max_value=2**31 - 1)
+CONNECT = "Connect fees and transfers on subscriptions are not implemented by the service yet."
+
+CREATE_ITEM = Hash(
+    {
+        "price": String(max_length=255, required=True),
+        "quantity": QUANTITY,
+        "metadata": Metadata(),
+        "price_data": Unsupported("Create the price first and pass its id."),
+        "discounts": Unsupported(),
+        "tax_rates": Unsupported(),
+    },
+    blank=False,
+)
+
+INVOICE_ITEM = Hash(
+    {
+        "price": String(max_length=255, required=True),
+        "quantity": QUANTITY,
+        "price_data": Unsupported("Create the price first and pass its id."),
+        "discounts": Unsupported(),
+        "tax_rates": Unsupported(),
+    },
+    blank=False,
+)
+
+DISCOUNT = Hash(
+    {
+        "coupon": String(max_length=200),
+        "promotion_code": Unsupported(),
+        "discount": Unsupported(),
+    },
+    blank=False,
+)
+
+TRIAL_SETTINGS = Hash(
+    {
+        "end_behavior": Hash(
+            {
+                "missing_payment_method": Enum(*MissingPaymentMethodBehavior.values, required=True),
+            },
+            blank=False,
+            required=True,
+        )
+    },
+    blank=False,
+)
+
+# Parameters Stripe takes on create and update that the services do not implement yet.
+CONNECT_FIELDS = {
+    "application_fee_percent": Unsupported(CONNECT),
+    "transfer_data": Unsupported(CONNECT),
+    "on_behalf_of": Unsupported(CONNECT),
+}
+
+LIST_STATUSES = (*SubscriptionStatus.values, "all", "ended")
+ENDED = (SubscriptionStatus.CANCELED, SubscriptionStatus.INCOMPLETE_EXPIRED)
+
+
+def subscriptions_of(ctx):
+    """The caller's subscriptions, ready to render without a query per row."""
+    return scoped(ctx, Subscription).prefetch_related("items__price__product", "discounts__coupon")
+
+
+def _subscription_or_404(ctx, subscription_id: str) -> Subscription:
+    return get_or_404(ctx, Subscription, subscription_id, "subscription")
+
+
+def _price(ctx, price_id: str, param: str) -> Price:
+    return get_or_404(ctx, Price, price_id, "price", param=param)
+
+
+def _coupon(ctx, code: str, param: str) -> Coupon:
+    coupon = scoped(ctx, Coupon).filter(code=code).first()
+    if coupon is None:
+        raise not_found("coupon", code, param=param)
+    return coupon
+
+
+def _payment_method(ctx, value: str, param: str) -> PaymentMethod | None:
+    """The payment method `value` names, or None for "" (unset)."""
+    if not value:
+        return None
+    return get_or_404(ctx, PaymentMethod, value, "PaymentMethod", param=param)
+
+
+def _coupon_from(ctx, params: dict) -> Coupon | None:
+    """The one coupon given as `coupon` or `discounts[0][coupon]` (the service applies one)."""
+    code = params.pop("coupon", "") or None
+    discounts = params.pop("discounts", [])
+    if discounts and code:
+        raise invalid(
+            "discounts", "You may only specify one of these parameters: coupon, discounts."
+        )
+    if len(discounts) > 1:
+        raise invalid("discounts", "Relance applies one discount per subscription.")
+    if discounts:
+        if not discounts[0].get("coupon"):
+            raise invalid("discounts[0][coupon]", "Missing required param: discounts[0][coupon].")
+        return _coupon(ctx, discounts[0]["coupon"], "discounts[0][coupon]")
+    return _coupon(ctx, code, "coupon") if code else None
+
+
+class SubscriptionsView(ApiView):
+    """Create and list subscriptions."""
+
+    post_params = Schema(
+        {
+            "customer": String(max_length=255, required=True),
+            "items": Array(CREATE_ITEM, max_items=20, required=True),
+            "trial_end": Timestamp(allow_now=True),
+            "trial_period_days": Integer(min_value=0, max_value=MAX_TRIAL_DAYS),
+            "billing_cycle_anchor": Timestamp(),
+            "trial_settings": TRIAL_SETTINGS,
+            "payment_behavior": Enum(*PaymentBehavior.values),
+            "collection_method": Enum(*CollectionMethod.values),
+            "days_until_due": Integer(min_value=0, max_value=730),
+            "default_payment_method": String(max_length=255),
+            "add_invoice_items": Array(INVOICE_ITEM, max_items=20),
+            "coupon": String(max_length=200),
+            "discounts": Array(DISCOUNT, max_items=20),
+            "cancel_at_period_end": Boolean(),
+            "description": String(max_length=500),
+            "metadata": Metadata(),
+            **CONNECT_FIELDS,
+        }
+    )
+    get_params = Schema(
+        {
+            **lists.LIST_FIELDS,
+            "customer": ID,
+            "price": ID,
+            "status": Enum(*LIST_STATUSES),
+            "collection_method": Enum(*CollectionMethod.values),
+            "test_clock": ID,
+        }
+    )
+
+    def post(self, ctx, params):
+        customer = get_or_404(
+            ctx,
+            Customer,
+            params.pop("customer"),
+            "customer",
+            param="customer",
+            queryset=live_customers(ctx),
+        )
+        items = []
+        for index, item in enumerate(params.pop("items")):
+            param = f"items[{index}]"
+            resolved = {"price": _price(ctx, item["price"], f"{param}[price]")}
+            if item.get("quantity") is not None:
+                resolved["quantity"] = item["quantity"]
+            if item.get("metadata"):
+                resolved["metadata"] = checked_metadata(item["metadata"], f"{param}[metadata]")
+            items.append(resolved)
+        one_offs = []
+        for index, item in enumerate(params.pop("add_invoice_items", [])):
+            param = f"add_invoice_items[{index}]"
+            resolved = {"price": _price(ctx, item["price"], f"{param}[price]")}
+            if item.get("quantity") is not None:
+                resolved["quantity"] = item["quantity"]
+            one_offs.append(resolved)
+        options = {
+            "items": items,
+            "add_invoice_items": one_offs,
+            "coupon": _coupon_from(ctx, params),
+            "default_payment_method": _payment_method(
+                ctx, params.get("default_payment_method", ""), "default_payment_method"
+            ),
+            "metadata": checked_metadata(params.get("metadata") or {}),
+            "description": params.get("description", ""),
+            "cancel_at_period_end": bool(params.get("cancel_at_period_end")),
+        }
+        for name in (
+            "trial_end",
+            "trial_period_days",
+            "billing_cycle_anchor",
+            "payment_behavior",
+            "collection_method",
+            "days_until_due",
+        ):
+            if params.get(name) is not None:
+                options[name] = params[name]
+        trial_settings = params.get("trial_settings")
+        if trial_settings:
+            options["missing_payment_method"] = trial_settings["end_behavior"][
+                "missing_payment_method"
+            ]
+        return services.create_subscription(customer, request_id=ctx.request_id, **options)
+
+    def get(self, ctx, params):
+        subscriptions = subscriptions_of(ctx)
+        status = params.get("status")
+        if status == "ended":
+            subscriptions = subscriptions.filter(status__in=ENDED)
+        elif status and status != "all":
+            subscriptions = subscriptions.filter(status=status)
+        elif not status:
+            # Stripe lists the subscriptions that were not canceled unless asked otherwise.
+            subscriptions = subscriptions.exclude(status=SubscriptionStatus.CANCELED)
+        if params.get("customer"):
+            subscriptions = subscriptions.filter(customer_id=params["customer"])
+        if params.get("price"):
+            subscriptions = subscriptions.filter(items__price_id=params["price"]).distinct()
+        if params.get("collection_method"):
+            subscriptions = subscriptions.filter(collection_method=params["collection_method"])
+        if params.get("test_clock"):
+            subscriptions = subscriptions.filter(test_clock_id=params["test_clock"])
+        return lists.page(
+            subscriptions,
+            params,
+            url="/v1/subscriptions",
+            object_label="subscription",
+            cursor_queryset=scoped(ctx, Subscription),
+        )
+
+
+UPDATE_ITEM = Hash(
+    {
+        "id": String(max_length=255),
+        "price": String(max_length=255),
+        "quantity": QUANTITY,
+        "deleted": Boolean(),
+        "metadata": Unsupported("Item metadata is set when the item is created."),
+        "price_data": Unsupported("Create the price first and pass its id."),
+        "clear_usage": Unsupported(),
+        "discounts": Unsupported(),
+        "tax_rates": Unsupported(),
+    },
+    blank=False,
+)
+
+
+def _not_on_update(name: str) -> Unsupported:
+    return Unsupported(f"The service cannot change {name} after creation yet.")
+
+
+class SubscriptionView(ApiView):
+    """Retrieve, update and cancel (`DELETE`) one subscription."""
+
+    get_params = Schema()
+    post_params = Schema(
+        {
+            "items": Array(UPDATE_ITEM, max_items=20),
+            "proration_behavior": Enum(*ProrationBehavior.values),
+            "trial_end": Timestamp(allow_now=True),
+            "cancel_at_period_end": Boolean(),
+            "pause_collection": Hash(
+                {
+                    "behavior": Enum("keep_as_draft", "mark_uncollectible", "void", required=True),
+                    "resumes_at": Timestamp(),
+                }
+            ),
+            "default_payment_method": String(max_length=255),
+            "metadata": Metadata(),
+            **CONNECT_FIELDS,
+            **{
+                name: _not_on_update(name)
+                for name in (
+                    "add_invoice_items",
+                    "billing_cycle_anchor",
+                    "cancel_at",
+                    "cancellation_details",
+                    "collection_method",
+                    "coupon",
+                    "days_until_due",
+                    "description",
+                    "discounts",
+                    "payment_behavior",
+                    "proration_date",
+                    "trial_from_plan",
+                    "trial_settings",
+                )
+            },
+        }
+    )
+    delete_params = Schema(
+        {
+            "cancellation_details": Hash(
+                {
+                    "comment": String(max_length=5000),
+                    "feedback": Enum(
+                        "customer_service",
+                        "low_quality",
+                        "missing_features",
+                        "other",
+                        "switched_service",
+                        "too_complex",
+                        "too_expensive",
+                        "unused",
+                    ),
+                }
+            ),
+            "invoice_now": Unsupported(
+                "Canceling does not invoice pending usage or prorations.", harmless=("false",)
+            ),
+            "prorate": Unsupported(
+                "Canceling does not credit the unused time.", harmless=("false",)
+            ),
+        }
+    )
+    # "This subscription is already canceled" is about the object, not a parameter.
+    param_aliases = {"subscription": None}
+
+    def get(self, ctx, params, subscription_id):
+        return _subscription_or_404(ctx, subscription_id)
+
+    def post(self, ctx, params, subscription_id):
+        subscription = _subscription_or_404(ctx, subscription_id)
+        options = {}
+        if "items" in params:
+            options["items"] = [
+                self._item(ctx, item, f"items[{index}]")
+                for index, item in enumerate(params["items"])
+            ]
+        if params.get("proration_behavior"):
+            options["proration_behavior"] = params["proration_behavior"]
+        if params.get("trial_end") is not None:
+            options["trial_end"] = params["trial_end"]
+        if "cancel_at_period_end" in params:
+            options["cancel_at_period_end"] = params["cancel_at_period_end"]
+        if "pause_collection" in params:
+            # "" resumes collection (Stripe's way to unset a hash).
+            options["pause_collection"] = params["pause_collection"] or None
+        if "default_payment_method" in params:
+            options["default_payment_method"] = _payment_method(
+                ctx, params["default_payment_method"], "default_payment_method"
+            )
+        if "metadata" in params:
+            metadata = params["metadata"]
+            if metadata == "":
+                # Unset every key, as `metadata=""` does in Stripe.
+                metadata = dict.fromkeys(subscription.metadata, "")
+            options["metadata"] = metadata
+        return services.update_subscription(subscription, request_id=ctx.request_id, **options)
+
+    @staticmethod
+    def _item(ctx, item: dict, param: str) -> dict:
+        resolved = {}
+        if item.get("id"):
+            resolved["id"] = item["id"]
+        if item.get("deleted"):
+            if not item.get("id"):
+                raise invalid(f"{param}[id]", f"Missing required param: {param}[id].")
+            resolved["deleted"] = True
+            return resolved
+        if item.get("price"):
+            resolved["price"] = _price(ctx, item["price"], f"{param}[price]")
+        elif not item.get("id"):
+            raise invalid(f"{param}[price]", f"Missing required param: {param}[price].")
+        if item.get("quantity") is not None:
+            resolved["quantity"] = item["quantity"]
+        return resolved
+
+    def delete(self, ctx, params, subscription_id):
+        subscription = _subscription_or_404(ctx, subscription_id)
+        details = params.get("cancellation_details") or {}
+        return services.cancel_subscription(
+            subscription, cancellation_details=details, request_id=ctx.request_id
+        )
+
+
+class SubscriptionResumeView(ApiView):
+    """Resume a paused subscription (SPEC R-TRIAL-8)."""
+
+    post_params = Schema(
+        {
+            "billing_cycle_anchor": Enum("now", "unchanged"),
+            "proration_behavior": Unsupported(harmless=("create_prorations",)),
+            "proration_date": Unsupported(),
+        }
+    )
+    param_aliases = {"subscription": None}
+
+    def post(self, ctx, params, subscription_id):
+        subscription = _subscription_or_404(ctx, subscription_id)
+        return services.resume_subscription(
+            subscription,
+            billing_cycle_anchor=params.get("billing_cycle_anchor") or "now",
+            request_id=ctx.request_id,
+        )
