@@ -44,6 +44,12 @@ class DueJob(models.Model):
             # The wall-clock tick: pending jobs without a clock, by due time.
             models.Index(fields=["status", "test_clock", "due_at"]),
             models.Index(fields=["target_id", "status"]),
+            # Advancing a test clock walks its waiting jobs in (due_at, id) order.
+            models.Index(
+                fields=["test_clock", "due_at", "id"],
+                condition=Q(status__in=["pending", "queued"]),
+                name="due_job_clock_waiting",
+            ),
         ]
         constraints = [
             models.UniqueConstraint(
