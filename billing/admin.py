@@ -55,11 +55,13 @@ from billing.models import (
     Subscription,
     SubscriptionItem,
     TestClock,
+    WebhookEndpoint,
 )
 from billing.models.base import ModeScoped
 from billing.money import format_amount
 from billing.services import invoices as invoice_services
 from billing.services import subscriptions as subscription_services
+from billing.services import webhooks as webhook_services
 
 log = logging.getLogger(__name__)
 
@@ -1300,6 +1302,37 @@ class TestClockAdmin(ModeScopedAdmin):
     search_help_text = "Test clock id or name"
     # Clocks are test mode only, and move only by being advanced.
     readonly_fields = ("id", "created", "livemode", "status", "advancing_to")
+
+
+class WebhookEndpointForm(ScopedModelForm):
+    """The URL and event types checked as the API checks them (no private hosts in live mode)."""
+
+    def clean(self):
+        cleaned = super().clean()
+        livemode = cleaned.get("livemode", self.instance.livemode)
+        for name, check in (
+            ("url", lambda value: webhook_services.validate_url(value, livemode=bool(livemode))),
+            ("enabled_events", webhook_services.validate_enabled_events),
+        ):
+            if name not in cleaned:
+                continue
+            try:
+                cleaned[name] = check(cleaned[name])
+            except ValidationError as error:
+                self.add_error(name, error.messages[0])
+        return cleaned
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(ModeScopedAdmin):
+    form = WebhookEndpointForm
+    list_display = ("id", "url", "status", "connect", account_link, "livemode", "created")
+    list_select_related = ("account",)
+    list_filter = ("status", "connect", "livemode", "created")
+    search_fields = ("=id", "url", "description")
+    search_help_text = "Endpoint id, URL or description"
+    # The signing secret is made with the endpoint; rolling it is a service of its own (#5).
+    readonly_fields = ("id", "created", "secret")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -191,3 +191,8 @@ class ProrationBehavior(models.TextChoices):
     CREATE_PRORATIONS = "create_prorations", "Create prorations"
     NONE = "none", "None"
     ALWAYS_INVOICE = "always_invoice", "Always invoice"
+
+
+class WebhookEndpointStatus(models.TextChoices):
+    ENABLED = "enabled", "Enabled"
+    DISABLED = "disabled", "Disabled"

@@ -43,6 +43,7 @@ from billing.models import (
     Subscription,
     SubscriptionItem,
     TestClock,
+    WebhookEndpoint,
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -866,6 +867,23 @@ def serialize_event(event: Event) -> dict:
     return rendered
 
 
+def serialize_webhook_endpoint(endpoint: WebhookEndpoint) -> dict:
+    """A `webhook_endpoint`, without its `secret`: Stripe shows that only at creation."""
+    return {
+        "id": endpoint.id,
+        "object": "webhook_endpoint",
+        "api_version": blank_to_none(endpoint.api_version),
+        "application": None,
+        "created": timestamp(endpoint.created),
+        "description": blank_to_none(endpoint.description),
+        "enabled_events": list(endpoint.enabled_events),
+        "livemode": endpoint.livemode,
+        "metadata": json_copy(endpoint.metadata),
+        "status": endpoint.status,
+        "url": endpoint.url,
+    }
+
+
 # ---------------------------------------------------------------------------------------------
 # The registry.
 # ---------------------------------------------------------------------------------------------
@@ -888,6 +906,7 @@ SERIALIZERS: dict[type, Callable[[object], dict]] = {
     Subscription: serialize_subscription,
     SubscriptionItem: serialize_subscription_item,
     TestClock: serialize_test_clock,
+    WebhookEndpoint: serialize_webhook_endpoint,
 }
 
 

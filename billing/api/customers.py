@@ -2,10 +2,11 @@
 
 from billing import services
 from billing.api import lists
-from billing.api.base import ApiView, get_or_404, scoped
+from billing.api.base import ApiView, checked_metadata, get_or_404, scoped
 from billing.api.params import Array, Enum, Hash, Integer, Metadata, Schema, String
 from billing.gateway import TEST_TOKENS
-from billing.models import Customer, PaymentMethod
+from billing.models import Customer, CustomerBalanceTransaction, PaymentMethod
+from billing.services.customers import MAX_BALANCE
 
 ADDRESS = Hash(
     {
@@ -23,6 +24,8 @@ CUSTOMER_FIELDS = {
     "phone": String(max_length=40),
     "preferred_locales": Array(String(max_length=20), max_items=10),
     "invoice_settings": Hash({"default_payment_method": String(max_length=255)}),
+    # Changing it records a balance transaction (`initial` at creation, else `adjustment`).
+    "balance": Integer(min_value=-MAX_BALANCE, max_value=MAX_BALANCE),
 }
 
 DEFAULT_PM_PARAM = "invoice_settings[default_payment_method]"
@@ -73,6 +76,8 @@ class CustomersView(ApiView):
             params["address"] = None
         if not params.get("test_clock"):
             params.pop("test_clock", None)
+        if params.get("balance") is None:
+            params.pop("balance", None)
         customer = services.create_customer(
             ctx.account, livemode=ctx.livemode, request_id=ctx.request_id, **params
         )
@@ -122,6 +127,8 @@ class CustomerView(ApiView):
         has_default, default_id = _default_payment_method(params)
         if has_default:
             params["invoice_settings_default_payment_method"] = default_id
+        if "balance" in params and params["balance"] is None:
+            params["balance"] = 0  # "" unsets: back to no balance
         return services.update_customer(customer, request_id=ctx.request_id, **params)
 
     def delete(self, ctx, params, customer_id):
@@ -248,3 +255,74 @@ class PaymentMethodDetachView(ApiView):
     def post(self, ctx, params, payment_method_id):
         payment_method = get_or_404(ctx, PaymentMethod, payment_method_id, "PaymentMethod")
         return services.detach_payment_method(payment_method, request_id=ctx.request_id)
+
+
+# --- customer balance transactions --------------------------------------------------------
+
+
+def _balance_transactions(ctx, customer):
+    return scoped(ctx, CustomerBalanceTransaction).filter(customer=customer)
+
+
+class CustomerBalanceTransactionsView(ApiView):
+    """A customer's balance transactions: create (an `adjustment`) and list, newest first."""
+
+    post_params = Schema(
+        {
+            "amount": Integer(min_value=-MAX_BALANCE, max_value=MAX_BALANCE, required=True),
+            "currency": String(max_length=3, required=True),
+            "description": String(max_length=350),
+            "metadata": Metadata(),
+        }
+    )
+    get_params = Schema({**lists.LIST_FIELDS, "invoice": String(max_length=255)})
+
+    def post(self, ctx, params, customer_id):
+        customer = get_or_404(ctx, Customer, customer_id, "customer", queryset=live_customers(ctx))
+        return services.create_balance_transaction(
+            customer,
+            amount=params["amount"],
+            currency=params["currency"],
+            description=params.get("description", ""),
+            metadata=checked_metadata(params.get("metadata") or {}),
+            request_id=ctx.request_id,
+        )
+
+    def get(self, ctx, params, customer_id):
+        customer = get_or_404(ctx, Customer, customer_id, "customer")
+        transactions = _balance_transactions(ctx, customer)
+        if params.get("invoice"):
+            transactions = transactions.filter(invoice_id=params["invoice"])
+        return lists.page(
+            transactions,
+            params,
+            url=f"/v1/customers/{customer.id}/balance_transactions",
+            object_label="customer balance transaction",
+            cursor_queryset=_balance_transactions(ctx, customer),
+        )
+
+
+class CustomerBalanceTransactionView(ApiView):
+    """Retrieve one balance transaction, or change its description and metadata."""
+
+    get_params = Schema()
+    post_params = Schema({"description": String(max_length=350), "metadata": Metadata()})
+
+    def _transaction(self, ctx, customer_id, transaction_id):
+        customer = get_or_404(ctx, Customer, customer_id, "customer")
+        return get_or_404(
+            ctx,
+            CustomerBalanceTransaction,
+            transaction_id,
+            "customer balance transaction",
+            queryset=_balance_transactions(ctx, customer),
+        )
+
+    def get(self, ctx, params, customer_id, transaction_id):
+        return self._transaction(ctx, customer_id, transaction_id)
+
+    def post(self, ctx, params, customer_id, transaction_id):
+        found = self._transaction(ctx, customer_id, transaction_id)
+        return services.update_balance_transaction(
+            found, description=params.get("description"), metadata=params.get("metadata")
+        )

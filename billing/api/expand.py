@@ -50,6 +50,7 @@ EXPANDABLE: dict[str, set[str]] = {
     "invoiceitem": {"customer", "invoice", "subscription"},
     "payment_intent": {"customer", "invoice", "payment_method"},
     "line_item": {"subscription"},
+    "customer_balance_transaction": {"customer", "invoice"},
 }
 
 # Which model an id names, by its prefix (SPEC R-CORE-2).

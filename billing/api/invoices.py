@@ -2,16 +2,18 @@
 
 from billing import services
 from billing.api import lists
-from billing.api.base import ApiView, checked_metadata, get_or_404, scoped
+from billing.api.base import ApiView, checked_metadata, deleted, get_or_404, scoped
 from billing.api.customers import live_customers
 from billing.api.errors import ApiError, invalid
 from billing.api.params import (
     Boolean,
     Enum,
+    Hash,
     Integer,
     Metadata,
     Schema,
     String,
+    Timestamp,
     Unsupported,
 )
 from billing.api.subscriptions import ENDED, _payment_method
@@ -25,10 +27,10 @@ from billing.models import (
     Subscription,
 )
 from billing.services.catalog import MAX_UNIT_AMOUNT
-from billing.services.subscriptions import preview_next_invoice
+from billing.services.subscriptions import preview_next_invoice, preview_resume_invoice
 
 ID = String(max_length=255)
-CONNECT = "Connect fees and transfers on invoices are not implemented by the service yet."
+CONNECT_ON_CREATE = "Create the invoice, then set it with POST /v1/invoices/{id}."
 
 
 def invoices_of(ctx):
@@ -61,17 +63,13 @@ class InvoicesView(ApiView):
             "days_until_due": Integer(min_value=0, max_value=730),
             "description": String(max_length=1500),
             "metadata": Metadata(),
-            # The service always gathers the customer's pending items (Stripe's `include`).
-            "pending_invoice_items_behavior": Unsupported(
-                "Invoices are created from the customer's pending invoice items.",
-                harmless=("include",),
-            ),
-            "subscription": Unsupported(
-                "Manual invoices gather the pending items that belong to no subscription."
-            ),
-            "application_fee_amount": Unsupported(CONNECT),
-            "transfer_data": Unsupported(CONNECT),
-            "on_behalf_of": Unsupported(CONNECT),
+            # `include` gathers the pending items (of `subscription` if given); `exclude`
+            # makes an empty draft.
+            "pending_invoice_items_behavior": Enum("include", "exclude"),
+            "subscription": ID,
+            "application_fee_amount": Unsupported(CONNECT_ON_CREATE),
+            "transfer_data": Unsupported(CONNECT_ON_CREATE),
+            "on_behalf_of": Unsupported(CONNECT_ON_CREATE),
             "default_payment_method": Unsupported(),
             "due_date": Unsupported("Use days_until_due."),
         }
@@ -92,9 +90,18 @@ class InvoicesView(ApiView):
             "description": params.get("description", ""),
             "metadata": checked_metadata(params.get("metadata") or {}),
         }
-        for name in ("auto_advance", "collection_method", "days_until_due"):
+        for name in (
+            "auto_advance",
+            "collection_method",
+            "days_until_due",
+            "pending_invoice_items_behavior",
+        ):
             if params.get(name) is not None:
                 options[name] = params[name]
+        if params.get("subscription"):
+            options["subscription"] = get_or_404(
+                ctx, Subscription, params["subscription"], "subscription", param="subscription"
+            )
         return services.create_manual_invoice(customer, request_id=ctx.request_id, **options)
 
     def get(self, ctx, params):
@@ -118,11 +125,51 @@ class InvoicesView(ApiView):
 
 
 class InvoiceView(ApiView):
-    """Retrieve one invoice."""
+    """Retrieve and update one invoice."""
 
     get_params = Schema()
+    post_params = Schema(
+        {
+            "description": String(max_length=1500),
+            "metadata": Metadata(),
+            "auto_advance": Boolean(),
+            "days_until_due": Integer(min_value=0, max_value=730),
+            "due_date": Timestamp(),
+            # SPEC R-CON-4: at most the invoice's total; collecting it is issue #8.
+            "application_fee_amount": Integer(min_value=0, max_value=MAX_UNIT_AMOUNT * 10**4),
+            "transfer_data": Hash(
+                {
+                    "destination": String(max_length=255, required=True),
+                    "amount": Unsupported("Transfers of part of an invoice arrive with Connect."),
+                }
+            ),
+            "on_behalf_of": String(max_length=255),
+            "collection_method": Unsupported("Set it when creating the invoice."),
+            "default_payment_method": Unsupported(),
+            "discounts": Unsupported(),
+            "footer": Unsupported(),
+            "custom_fields": Unsupported(),
+        }
+    )
 
     def get(self, ctx, params, invoice_id):
+        return _invoice_or_404(ctx, invoice_id)
+
+    def post(self, ctx, params, invoice_id):
+        invoice = _invoice_or_404(ctx, invoice_id)
+        options = {}
+        for name in ("description", "auto_advance", "days_until_due", "due_date"):
+            if params.get(name) is not None:
+                options[name] = params[name]
+        if "metadata" in params:
+            options["metadata"] = params["metadata"]
+        if "application_fee_amount" in params:
+            options["application_fee_amount"] = params["application_fee_amount"]  # "" unsets
+        if "transfer_data" in params:
+            options["transfer_data"] = params["transfer_data"] or None
+        if "on_behalf_of" in params:
+            options["on_behalf_of"] = params["on_behalf_of"] or None
+        services.update_invoice(invoice, request_id=ctx.request_id, **options)
         return _invoice_or_404(ctx, invoice_id)
 
 
@@ -219,8 +266,22 @@ def _no_upcoming(customer_id: str) -> ApiError:
     )
 
 
+def _resume_at(params: dict) -> str | None:
+    """`subscription_resume_at` or `subscription_details[resume_at]` (only `now`, as Stripe)."""
+    details = params.get("subscription_details") or {}
+    if params.get("subscription_resume_at") and details.get("resume_at"):
+        raise invalid(
+            "subscription_details[resume_at]",
+            "You may only specify one of these parameters: subscription_resume_at, "
+            "subscription_details[resume_at].",
+        )
+    return params.get("subscription_resume_at") or details.get("resume_at")
+
+
 def preview(ctx, params: dict) -> dict:
-    """The invoice the subscription (or the customer's only live subscription) renews with."""
+    """The invoice the subscription (or the customer's only live subscription) renews with, or
+    the one resuming a paused subscription now creates (`subscription_resume_at=now`)."""
+    resume_at = _resume_at(params)
     subscriptions = scoped(ctx, Subscription).exclude(status__in=ENDED)
     customer = None
     if params.get("customer"):
@@ -241,6 +302,15 @@ def preview(ctx, params: dict) -> dict:
         subscription = subscriptions.order_by("-created").first()
     if subscription is None:
         raise _no_upcoming(customer.id)
+    if resume_at:
+        if subscription.status != SubscriptionStatus.PAUSED:
+            raise invalid(
+                "subscription_resume_at"
+                if params.get("subscription_resume_at")
+                else "subscription_details[resume_at]",
+                "Only a paused subscription can be previewed resuming.",
+            )
+        return preview_resume_invoice(subscription)
     # Nothing renews: a paused subscription invoices nothing, one ending at the period end
     # neither (SPEC R-SUB-7, R-SUB-8).
     if subscription.status == SubscriptionStatus.PAUSED or subscription.cancel_at_period_end:
@@ -251,10 +321,28 @@ def preview(ctx, params: dict) -> dict:
 PREVIEW_FIELDS = {
     "customer": ID,
     "subscription": ID,
-    "subscription_resume_at": Unsupported(
-        "The preview shows the next renewal of a live subscription."
+    "subscription_resume_at": Enum("now"),
+    "subscription_details": Hash(
+        {
+            "resume_at": Enum("now"),
+            **{
+                name: Unsupported("The preview shows the next renewal without changes.")
+                for name in (
+                    "items",
+                    "proration_behavior",
+                    "proration_date",
+                    "trial_end",
+                    "cancel_at",
+                    "cancel_at_period_end",
+                    "cancel_now",
+                    "billing_cycle_anchor",
+                    "default_tax_rates",
+                    "start_date",
+                )
+            },
+        },
+        blank=False,
     ),
-    "subscription_details": Unsupported("The preview shows the next renewal without changes."),
     "invoice_items": Unsupported(),
     "discounts": Unsupported(),
 }
@@ -343,14 +431,16 @@ class InvoiceItemsView(ApiView):
 
 
 class InvoiceItemView(ApiView):
-    """Retrieve an invoice item. Deleting one needs a service verb that does not exist yet."""
+    """Retrieve an invoice item, or delete a pending one."""
 
     get_params = Schema()
     delete_params = Schema()
+    param_aliases = {"invoiceitem": None}
 
     def get(self, ctx, params, invoiceitem_id):
         return get_or_404(ctx, InvoiceItem, invoiceitem_id, "invoiceitem")
 
     def delete(self, ctx, params, invoiceitem_id):
-        get_or_404(ctx, InvoiceItem, invoiceitem_id, "invoiceitem")
-        raise ApiError("Relance cannot delete invoice items yet.", code="parameter_unsupported")
+        item = get_or_404(ctx, InvoiceItem, invoiceitem_id, "invoiceitem")
+        services.delete_invoice_item(item, request_id=ctx.request_id)
+        return deleted(item.id, "invoiceitem")

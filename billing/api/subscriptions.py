@@ -6,12 +6,13 @@ services do not implement yet are refused naming them (`Unsupported`), never ign
 
 from billing import services
 from billing.api import lists
-from billing.api.base import ApiView, checked_metadata, get_or_404, scoped
+from billing.api.base import ApiView, checked_metadata, deleted, get_or_404, scoped
 from billing.api.customers import live_customers
 from billing.api.errors import invalid, not_found
 from billing.api.params import (
     Array,
     Boolean,
+    DecimalNumber,
     Enum,
     Hash,
     Integer,
@@ -28,12 +29,11 @@ from billing.choices import (
     ProrationBehavior,
     SubscriptionStatus,
 )
-from billing.models import Coupon, Customer, PaymentMethod, Price, Subscription
+from billing.models import Coupon, Customer, PaymentMethod, Price, Subscription, SubscriptionItem
 from billing.services.subscriptions import MAX_TRIAL_DAYS
 
 ID = String(max_length=255)
 QUANTITY = Integer(min_value=1, max_value=2**31 - 1)
-CONNECT = "Connect fees and transfers on subscriptions are not implemented by the service yet."
 
 CREATE_ITEM = Hash(
     {
@@ -80,12 +80,54 @@ TRIAL_SETTINGS = Hash(
     blank=False,
 )
 
-# Parameters Stripe takes on create and update that the services do not implement yet.
+# Connect (SPEC R-CON-1/2/3/6): validated and stored; the fee and transfer amounts are #8.
+PERCENT = DecimalNumber(places=2, min_value=0, max_value=100)
 CONNECT_FIELDS = {
-    "application_fee_percent": Unsupported(CONNECT),
-    "transfer_data": Unsupported(CONNECT),
-    "on_behalf_of": Unsupported(CONNECT),
+    "application_fee_percent": PERCENT,
+    "transfer_data": Hash({"destination": String(max_length=255), "amount_percent": PERCENT}),
+    "on_behalf_of": String(max_length=255),
 }
+
+CANCELLATION_DETAILS = Hash(
+    {
+        "comment": String(max_length=5000),
+        "feedback": Enum(
+            "customer_service",
+            "low_quality",
+            "missing_features",
+            "other",
+            "switched_service",
+            "too_complex",
+            "too_expensive",
+            "unused",
+        ),
+    }
+)
+
+
+def connect_options(params: dict) -> dict:
+    """The Connect parameters given, as the subscription services take them ("" unsets)."""
+    options = {}
+    if "application_fee_percent" in params:
+        options["application_fee_percent"] = params["application_fee_percent"]
+    if "transfer_data" in params:
+        options["transfer_data"] = params["transfer_data"] or None
+    if "on_behalf_of" in params:
+        options["on_behalf_of"] = params["on_behalf_of"] or None
+    return options
+
+
+def _one_offs(ctx, params: dict) -> list[dict]:
+    """`add_invoice_items` with their prices resolved in the caller's scope."""
+    one_offs = []
+    for index, item in enumerate(params.pop("add_invoice_items", [])):
+        param = f"add_invoice_items[{index}]"
+        resolved = {"price": _price(ctx, item["price"], f"{param}[price]")}
+        if item.get("quantity") is not None:
+            resolved["quantity"] = item["quantity"]
+        one_offs.append(resolved)
+    return one_offs
+
 
 LIST_STATUSES = (*SubscriptionStatus.values, "all", "ended")
 ENDED = (SubscriptionStatus.CANCELED, SubscriptionStatus.INCOMPLETE_EXPIRED)
@@ -188,13 +230,7 @@ class SubscriptionsView(ApiView):
             if item.get("metadata"):
                 resolved["metadata"] = checked_metadata(item["metadata"], f"{param}[metadata]")
             items.append(resolved)
-        one_offs = []
-        for index, item in enumerate(params.pop("add_invoice_items", [])):
-            param = f"add_invoice_items[{index}]"
-            resolved = {"price": _price(ctx, item["price"], f"{param}[price]")}
-            if item.get("quantity") is not None:
-                resolved["quantity"] = item["quantity"]
-            one_offs.append(resolved)
+        one_offs = _one_offs(ctx, params)
         options = {
             "items": items,
             "add_invoice_items": one_offs,
@@ -205,7 +241,11 @@ class SubscriptionsView(ApiView):
             "metadata": checked_metadata(params.get("metadata") or {}),
             "description": params.get("description", ""),
             "cancel_at_period_end": bool(params.get("cancel_at_period_end")),
+            **connect_options(params),
         }
+        if ctx.account.pk != ctx.api_key.account_id:
+            # Created by the platform acting as its connected account (SPEC R-CON-1, R-CON-5).
+            options["application"] = ctx.api_key.account
         for name in (
             "trial_end",
             "trial_period_days",
@@ -256,7 +296,7 @@ UPDATE_ITEM = Hash(
         "price": String(max_length=255),
         "quantity": QUANTITY,
         "deleted": Boolean(),
-        "metadata": Unsupported("Item metadata is set when the item is created."),
+        "metadata": Metadata(),
         "price_data": Unsupported("Create the price first and pass its id."),
         "clear_usage": Unsupported(),
         "discounts": Unsupported(),
@@ -288,50 +328,32 @@ class SubscriptionView(ApiView):
             ),
             "default_payment_method": String(max_length=255),
             "metadata": Metadata(),
+            "description": String(max_length=500),
+            "collection_method": Enum(*CollectionMethod.values),
+            "days_until_due": Integer(min_value=0, max_value=730),
+            "cancel_at": Timestamp(),
+            "cancellation_details": CANCELLATION_DETAILS,
+            "trial_settings": TRIAL_SETTINGS,
+            "add_invoice_items": Array(INVOICE_ITEM, max_items=20),
+            "coupon": String(max_length=200),
+            "discounts": Array(DISCOUNT, max_items=20),
             **CONNECT_FIELDS,
             **{
                 name: _not_on_update(name)
                 for name in (
-                    "add_invoice_items",
                     "billing_cycle_anchor",
-                    "cancel_at",
-                    "cancellation_details",
-                    "collection_method",
-                    "coupon",
-                    "days_until_due",
-                    "description",
-                    "discounts",
                     "payment_behavior",
                     "proration_date",
                     "trial_from_plan",
-                    "trial_settings",
                 )
             },
         }
     )
     delete_params = Schema(
         {
-            "cancellation_details": Hash(
-                {
-                    "comment": String(max_length=5000),
-                    "feedback": Enum(
-                        "customer_service",
-                        "low_quality",
-                        "missing_features",
-                        "other",
-                        "switched_service",
-                        "too_complex",
-                        "too_expensive",
-                        "unused",
-                    ),
-                }
-            ),
-            "invoice_now": Unsupported(
-                "Canceling does not invoice pending usage or prorations.", harmless=("false",)
-            ),
-            "prorate": Unsupported(
-                "Canceling does not credit the unused time.", harmless=("false",)
-            ),
+            "cancellation_details": CANCELLATION_DETAILS,
+            "invoice_now": Boolean(),
+            "prorate": Boolean(),
         }
     )
     # "This subscription is already canceled" is about the object, not a parameter.
@@ -367,6 +389,26 @@ class SubscriptionView(ApiView):
                 # Unset every key, as `metadata=""` does in Stripe.
                 metadata = dict.fromkeys(subscription.metadata, "")
             options["metadata"] = metadata
+        if "description" in params:
+            options["description"] = params["description"]
+        if params.get("collection_method"):
+            options["collection_method"] = params["collection_method"]
+        if "days_until_due" in params:
+            options["days_until_due"] = params["days_until_due"]
+        if "cancel_at" in params:
+            options["cancel_at"] = params["cancel_at"]  # None ("") unsets
+        if params.get("cancellation_details"):
+            options["cancellation_details"] = params["cancellation_details"]
+        if params.get("trial_settings"):
+            options["missing_payment_method"] = params["trial_settings"]["end_behavior"][
+                "missing_payment_method"
+            ]
+        if "add_invoice_items" in params:
+            options["add_invoice_items"] = _one_offs(ctx, params)
+        if "coupon" in params or "discounts" in params:
+            # "" (or an empty discounts list) removes the subscription's discount.
+            options["coupon"] = _coupon_from(ctx, params)
+        options.update(connect_options(params))
         return services.update_subscription(subscription, request_id=ctx.request_id, **options)
 
     @staticmethod
@@ -385,13 +427,19 @@ class SubscriptionView(ApiView):
             raise invalid(f"{param}[price]", f"Missing required param: {param}[price].")
         if item.get("quantity") is not None:
             resolved["quantity"] = item["quantity"]
+        if "metadata" in item:
+            resolved["metadata"] = item["metadata"]
         return resolved
 
     def delete(self, ctx, params, subscription_id):
         subscription = _subscription_or_404(ctx, subscription_id)
         details = params.get("cancellation_details") or {}
         return services.cancel_subscription(
-            subscription, cancellation_details=details, request_id=ctx.request_id
+            subscription,
+            cancellation_details=details,
+            prorate=bool(params.get("prorate")),
+            invoice_now=bool(params.get("invoice_now")),
+            request_id=ctx.request_id,
         )
 
 
@@ -414,3 +462,127 @@ class SubscriptionResumeView(ApiView):
             billing_cycle_anchor=params.get("billing_cycle_anchor") or "now",
             request_id=ctx.request_id,
         )
+
+
+# --- subscription items -----------------------------------------------------------------------
+
+PRORATION = Enum(*ProrationBehavior.values)
+ITEM_UNSUPPORTED = {
+    "price_data": Unsupported("Create the price first and pass its id."),
+    "discounts": Unsupported(),
+    "tax_rates": Unsupported(),
+    "billing_thresholds": Unsupported(),
+    "payment_behavior": Unsupported(harmless=("allow_incomplete",)),
+    "proration_date": Unsupported(),
+}
+
+
+def _items_of(ctx):
+    return scoped(ctx, SubscriptionItem).select_related("price__product", "subscription")
+
+
+def _item_or_404(ctx, item_id: str) -> SubscriptionItem:
+    return get_or_404(ctx, SubscriptionItem, item_id, "subscription_item", queryset=_items_of(ctx))
+
+
+class SubscriptionItemsView(ApiView):
+    """Add an item to a subscription, and list a subscription's items (`subscription` is
+    required, as in Stripe). Changes go through the subscription update service: same
+    validation, prorations (`proration_behavior`) and `customer.subscription.updated`."""
+
+    post_params = Schema(
+        {
+            "subscription": String(max_length=255, required=True),
+            "price": String(max_length=255, required=True),
+            "quantity": QUANTITY,
+            "metadata": Metadata(),
+            "proration_behavior": PRORATION,
+            **ITEM_UNSUPPORTED,
+        }
+    )
+    get_params = Schema(
+        {
+            **{key: field for key, field in lists.LIST_FIELDS.items() if key != "created"},
+            "subscription": String(max_length=255, required=True),
+        }
+    )
+    param_aliases = {"subscription": None}
+
+    def post(self, ctx, params):
+        subscription = get_or_404(
+            ctx, Subscription, params["subscription"], "subscription", param="subscription"
+        )
+        price = _price(ctx, params["price"], "price")
+        return services.create_subscription_item(
+            subscription,
+            price=price,
+            quantity=params.get("quantity") or 1,
+            metadata=checked_metadata(params.get("metadata") or {}),
+            proration_behavior=params.get("proration_behavior")
+            or ProrationBehavior.CREATE_PRORATIONS,
+            request_id=ctx.request_id,
+        )
+
+    def get(self, ctx, params):
+        subscription = get_or_404(
+            ctx, Subscription, params["subscription"], "subscription", param="subscription"
+        )
+        items = _items_of(ctx).filter(subscription=subscription)
+        return lists.page(
+            items,
+            params,
+            url="/v1/subscription_items",
+            object_label="subscription_item",
+            cursor_queryset=scoped(ctx, SubscriptionItem).filter(subscription=subscription),
+        )
+
+
+class SubscriptionItemView(ApiView):
+    """Retrieve, update (price, quantity, metadata) and delete one subscription item."""
+
+    get_params = Schema()
+    post_params = Schema(
+        {
+            "price": String(max_length=255),
+            "quantity": QUANTITY,
+            "metadata": Metadata(),
+            "proration_behavior": PRORATION,
+            "off_session": Unsupported(harmless=("false",)),
+            **ITEM_UNSUPPORTED,
+        }
+    )
+    delete_params = Schema(
+        {
+            "proration_behavior": PRORATION,
+            "clear_usage": Unsupported(harmless=("false",)),
+            "payment_behavior": ITEM_UNSUPPORTED["payment_behavior"],
+            "proration_date": Unsupported(),
+        }
+    )
+    # "A subscription needs at least one item" and "canceled" are about the item's subscription.
+    param_aliases = {"subscription": None}
+
+    def get(self, ctx, params, item_id):
+        return _item_or_404(ctx, item_id)
+
+    def post(self, ctx, params, item_id):
+        item = _item_or_404(ctx, item_id)
+        return services.update_subscription_item(
+            item,
+            price=_price(ctx, params["price"], "price") if params.get("price") else None,
+            quantity=params.get("quantity"),
+            metadata=params.get("metadata"),
+            proration_behavior=params.get("proration_behavior")
+            or ProrationBehavior.CREATE_PRORATIONS,
+            request_id=ctx.request_id,
+        )
+
+    def delete(self, ctx, params, item_id):
+        item = _item_or_404(ctx, item_id)
+        services.delete_subscription_item(
+            item,
+            proration_behavior=params.get("proration_behavior")
+            or ProrationBehavior.CREATE_PRORATIONS,
+            request_id=ctx.request_id,
+        )
+        return deleted(item.id, "subscription_item")

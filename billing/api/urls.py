@@ -2,7 +2,16 @@
 
 from django.urls import path, re_path
 
-from billing.api import catalog, customers, events, invoices, payments, subscriptions, test_clocks
+from billing.api import (
+    catalog,
+    customers,
+    events,
+    invoices,
+    payments,
+    subscriptions,
+    test_clocks,
+    webhook_endpoints,
+)
 from billing.api.base import UnknownEndpoint
 
 app_name = "api"
@@ -13,6 +22,14 @@ urlpatterns = [
     path(
         "customers/<str:customer_id>/payment_methods",
         customers.CustomerPaymentMethodsView.as_view(),
+    ),
+    path(
+        "customers/<str:customer_id>/balance_transactions",
+        customers.CustomerBalanceTransactionsView.as_view(),
+    ),
+    path(
+        "customers/<str:customer_id>/balance_transactions/<str:transaction_id>",
+        customers.CustomerBalanceTransactionView.as_view(),
     ),
     path("payment_methods", customers.PaymentMethodsView.as_view()),
     path("payment_methods/<str:payment_method_id>", customers.PaymentMethodView.as_view()),
@@ -35,6 +52,11 @@ urlpatterns = [
     path(
         "subscriptions/<str:subscription_id>/resume",
         subscriptions.SubscriptionResumeView.as_view(),
+    ),
+    path("subscription_items", subscriptions.SubscriptionItemsView.as_view()),
+    path(
+        "subscription_items/<str:item_id>",
+        subscriptions.SubscriptionItemView.as_view(),
     ),
     path("invoices", invoices.InvoicesView.as_view()),
     # Before `invoices/<id>`: these two words are not invoice ids.
@@ -62,5 +84,7 @@ urlpatterns = [
         "test_helpers/test_clocks/<str:clock_id>/advance",
         test_clocks.TestClockAdvanceView.as_view(),
     ),
+    path("webhook_endpoints", webhook_endpoints.WebhookEndpointsView.as_view()),
+    path("webhook_endpoints/<str:endpoint_id>", webhook_endpoints.WebhookEndpointView.as_view()),
     re_path(r"^.*$", UnknownEndpoint.as_view()),
 ]

@@ -10,6 +10,7 @@ from billing.models.jobs import DueJob, RecoverySettings
 from billing.models.payments import PaymentIntent
 from billing.models.subscriptions import Subscription, SubscriptionItem
 from billing.models.test_clocks import TestClock
+from billing.models.webhooks import WebhookEndpoint
 
 __all__ = [
     "Account",
@@ -34,4 +35,5 @@ __all__ = [
     "Subscription",
     "SubscriptionItem",
     "TestClock",
+    "WebhookEndpoint",
 ]

@@ -29,11 +29,13 @@ from billing.services.catalog import (
 from billing.services.customers import (
     add_card,
     attach_payment_method,
+    create_balance_transaction,
     create_customer,
     create_payment_method,
     delete_customer,
     detach_payment_method,
     set_default_payment_method,
+    update_balance_transaction,
     update_customer,
 )
 from billing.services.invoices import (
@@ -41,22 +43,41 @@ from billing.services.invoices import (
     confirm_payment_intent,
     create_invoice_item,
     create_manual_invoice,
+    delete_invoice_item,
     finalize_invoice,
     mark_uncollectible,
     pay_invoice,
+    update_invoice,
     void_invoice,
 )
 from billing.services.subscriptions import (
     cancel_subscription,
     create_subscription,
+    create_subscription_item,
+    delete_subscription_item,
     mark_unpaid,
+    preview_resume_invoice,
     resume_subscription,
     update_subscription,
+    update_subscription_item,
 )
 from billing.services.test_clocks import advance_test_clock, create_test_clock, delete_test_clock
+from billing.services.webhooks import (
+    create_webhook_endpoint,
+    delete_webhook_endpoint,
+    update_webhook_endpoint,
+)
 
 __all__ = [
     "CardError",
+    "create_balance_transaction",
+    "create_subscription_item",
+    "delete_invoice_item",
+    "delete_subscription_item",
+    "preview_resume_invoice",
+    "update_balance_transaction",
+    "update_invoice",
+    "update_subscription_item",
     "advance_test_clock",
     "cancel_subscription",
     "confirm_payment_intent",
@@ -97,4 +118,7 @@ __all__ = [
     "update_customer",
     "update_recovery_settings",
     "validate_timezone",
+    "create_webhook_endpoint",
+    "delete_webhook_endpoint",
+    "update_webhook_endpoint",
 ]

@@ -13,16 +13,24 @@ from django.core.validators import validate_email
 from django.db import transaction
 
 from billing import events
-from billing.choices import SubscriptionStatus, TestClockStatus
+from billing.choices import BalanceTransactionType, SubscriptionStatus, TestClockStatus
 from billing.clocks import now_for
 from billing.gateway import card_details, token_card_details
-from billing.models import Account, Customer, PaymentMethod, Subscription, TestClock
+from billing.models import (
+    Account,
+    Customer,
+    CustomerBalanceTransaction,
+    PaymentMethod,
+    Subscription,
+    TestClock,
+)
 from billing.serializers import serialize
 from billing.services.accounts import changed_attributes, validate_timezone
 from billing.validators import validate_metadata
 
-# What `update_customer` may change. Anything else (account, livemode, test_clock, balance…) is
-# not the caller's to set through this verb, and is refused loudly.
+# What `update_customer` may change. Anything else (account, livemode, test_clock…) is not the
+# caller's to set through this verb, and is refused loudly. `balance` is set through it too,
+# but as a balance adjustment (see `_set_balance`).
 CUSTOMER_UPDATE_FIELDS = frozenset(
     {
         "email",
@@ -35,8 +43,12 @@ CUSTOMER_UPDATE_FIELDS = frozenset(
         "preferred_locales",
         "invoice_settings_default_payment_method",
         "default_source",
+        "balance",
     }
 )
+
+# Stripe's amounts are 64-bit; a balance beyond this is never a real one.
+MAX_BALANCE = 10**12
 
 # Stripe's address object, in the order Stripe documents it.
 ADDRESS_KEYS = ("line1", "line2", "city", "state", "postal_code", "country")
@@ -257,9 +269,13 @@ def create_customer(
     metadata: dict | None = None,
     test_clock: TestClock | str | None = None,
     preferred_locales: list[str] | None = None,
+    balance: int = 0,
     request_id: str | None = None,
 ) -> Customer:
-    """A new customer; emits `customer.created` at the time of its clock (SPEC R-CORE-4)."""
+    """A new customer; emits `customer.created` at the time of its clock (SPEC R-CORE-4).
+
+    A non-zero `balance` (negative: credit, positive: owed) is recorded as Stripe records it,
+    by a balance transaction of type `initial`, in the account's default currency."""
     livemode = bool(livemode)
     errors = _Errors()
     raw = {
@@ -280,13 +296,51 @@ def create_customer(
             lambda value: _clock_for_new_customer(account, livemode, value),
             test_clock,
         )
+    balance = errors.clean("balance", _clean_balance, balance)
     errors.raise_any()
 
     customer = Customer(account=account, livemode=livemode, test_clock=clock, **values)
     customer.created = now_for(customer)
+    if balance:
+        customer.balance = balance
+        customer.currency = account.default_currency
     customer.save(force_insert=True)
+    if balance:
+        _record_balance_change(
+            customer, balance, type=BalanceTransactionType.INITIAL, currency=customer.currency
+        )
     events.emit("customer.created", customer, request_id=request_id)
     return customer
+
+
+def _clean_balance(value) -> int:
+    """A balance in minor units (SPEC R-CORE-1): a whole number, never a float."""
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError("The balance is a whole number of minor units.", code="invalid")
+    if abs(value) > MAX_BALANCE:
+        raise ValidationError(f"The balance must be within ±{MAX_BALANCE}.", code="invalid")
+    return value
+
+
+def _record_balance_change(
+    customer: Customer, amount: int, *, type: str, currency: str, description="", metadata=None
+) -> CustomerBalanceTransaction:
+    """The balance transaction recording a change of `amount` that `customer.balance` (already
+    changed) ends at."""
+    return CustomerBalanceTransaction.objects.create(
+        account_id=customer.account_id,
+        livemode=customer.livemode,
+        customer=customer,
+        amount=amount,
+        currency=currency,
+        type=type,
+        description=description,
+        ending_balance=customer.balance,
+        metadata=metadata or {},
+        created=now_for(customer),
+    )
 
 
 def _attached_payment_method(customer: Customer, value) -> PaymentMethod | None:
@@ -323,6 +377,8 @@ def update_customer(customer: Customer, *, request_id: str | None = None, **fiel
             values[field] = errors.clean(
                 field, lambda update: _merged_metadata(locked.metadata, update), value
             )
+        elif field == "balance":
+            values[field] = errors.clean(field, _clean_balance, value)
         elif field == "invoice_settings_default_payment_method":
             values[field] = errors.clean(
                 DEFAULT_PAYMENT_METHOD_PARAM,
@@ -335,14 +391,28 @@ def update_customer(customer: Customer, *, request_id: str | None = None, **fiel
 
     before = serialize(locked)
     changed = []
+    old_balance = locked.balance
     for field, value in values.items():
         attname = Customer._meta.get_field(field).attname
         old = getattr(locked, attname)
         setattr(locked, field, value)
         if getattr(locked, attname) != old:
             changed.append(field)
+    if "balance" in changed and not locked.currency:
+        # The balance is in the customer's currency; Stripe fixes it with the first change.
+        locked.currency = locked.account.default_currency
+        changed.append("currency")
     if changed:
         locked.save(update_fields=sorted(changed))
+        if "balance" in changed:
+            # Stripe records every change of the balance made through the customer as an
+            # `adjustment` balance transaction.
+            _record_balance_change(
+                locked,
+                locked.balance - old_balance,
+                type=BalanceTransactionType.ADJUSTMENT,
+                currency=locked.currency,
+            )
         previous = changed_attributes(before, serialize(locked))
         if previous:
             events.emit(
@@ -391,6 +461,89 @@ def delete_customer(customer: Customer, *, request_id: str | None = None) -> Cus
     locked.save(update_fields=["deleted_at", "invoice_settings_default_payment_method"])
     _copy_state(locked, customer)
     return customer
+
+
+# ---------------------------------------------------------------------------------------------
+# Customer balance transactions.
+# ---------------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def create_balance_transaction(
+    customer: Customer,
+    *,
+    amount: int,
+    currency: str,
+    description: str = "",
+    metadata: dict | None = None,
+    request_id: str | None = None,
+) -> CustomerBalanceTransaction:
+    """Credit (negative `amount`) or debit (positive) the customer's balance, applied to their
+    next invoices at finalization; a transaction of type `adjustment`, and `customer.updated`.
+
+    `currency` must be the customer's; a customer without one takes it (as in Stripe)."""
+    locked = _lock_customer(customer)
+    errors = _Errors()
+    amount = errors.clean("amount", _clean_balance, amount)
+    if amount == 0 and "amount" not in errors.by_param:
+        errors.by_param["amount"] = [ValidationError("The amount cannot be zero.")]
+    currency = (currency or "").lower() if isinstance(currency, str) else currency
+    if not isinstance(currency, str) or len(currency) != 3 or not currency.isalpha():
+        errors.by_param["currency"] = [ValidationError("Invalid currency.", code="invalid")]
+    elif locked.currency and locked.currency != currency:
+        errors.by_param["currency"] = [
+            ValidationError(
+                f"The customer's balance is in {locked.currency}; this transaction is in "
+                f"{currency}.",
+                code="invalid",
+            )
+        ]
+    description = errors.clean("description", _string(max_length=350), description)
+    metadata = errors.clean("metadata", _clean_metadata, metadata)
+    if amount and abs(locked.balance + amount) > MAX_BALANCE:
+        errors.by_param["amount"] = [ValidationError("The balance would be too large.")]
+    errors.raise_any()
+
+    before = serialize(locked)
+    locked.balance += amount
+    fields = ["balance"]
+    if not locked.currency:
+        locked.currency = currency
+        fields.append("currency")
+    locked.save(update_fields=fields)
+    transaction_ = _record_balance_change(
+        locked,
+        amount,
+        type=BalanceTransactionType.ADJUSTMENT,
+        currency=currency,
+        description=description,
+        metadata=metadata,
+    )
+    previous = changed_attributes(before, serialize(locked))
+    events.emit("customer.updated", locked, previous_attributes=previous, request_id=request_id)
+    _copy_state(locked, customer)
+    return transaction_
+
+
+@transaction.atomic
+def update_balance_transaction(
+    transaction_: CustomerBalanceTransaction,
+    *,
+    description: str | None = None,
+    metadata: dict | str | None = None,
+) -> CustomerBalanceTransaction:
+    """Change a balance transaction's description or metadata (its amount is history)."""
+    locked = CustomerBalanceTransaction.objects.select_for_update().get(pk=transaction_.pk)
+    errors = _Errors()
+    if description is not None:
+        locked.description = errors.clean("description", _string(max_length=350), description)
+    if metadata is not None:
+        locked.metadata = errors.clean(
+            "metadata", lambda update: _merged_metadata(locked.metadata, update), metadata
+        )
+    errors.raise_any()
+    locked.save(update_fields=["description", "metadata"])
+    return locked
 
 
 # ---------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from django.db.models import prefetch_related_objects
 
 from billing import batching, events, timeline
 from billing.choices import (
+    AccountType,
     AfterRetriesInvoice,
     AfterRetriesSubscription,
     AutomaticTaxStatus,
@@ -295,40 +296,241 @@ def create_manual_invoice(
     auto_advance: bool = False,
     description: str = "",
     metadata=None,
+    subscription: Subscription | None = None,
+    pending_invoice_items_behavior: str = "include",
     request_id=None,
 ) -> Invoice:
-    """A draft `manual` invoice gathering the customer's pending one-off invoice items.
+    """A draft `manual` invoice gathering the customer's pending invoice items: those of
+    `subscription` when given (its prorations, one-off items), else those of no subscription.
 
-    Like Stripe, a manual invoice is a draft until finalized (`auto_advance` finalizes it in
-    about an hour)."""
+    With `pending_invoice_items_behavior="exclude"` it gathers nothing and may be empty (its
+    currency is the subscription's, else the customer's, else the account's default). Like
+    Stripe, a manual invoice is a draft until finalized (`auto_advance` finalizes it in about an
+    hour)."""
     if customer.deleted_at is not None:
         raise ValidationError({"customer": "This customer has been deleted."})
-    pending = InvoiceItem.objects.filter(customer=customer, invoice__isnull=True, subscription=None)
-    currencies = set(pending.values_list("currency", flat=True))
-    if not currencies:
-        raise ValidationError({"customer": "Nothing to invoice: add invoice items first."})
-    if len(currencies) > 1:
-        raise ValidationError({"currency": "Pending items are in several currencies."})
+    if pending_invoice_items_behavior not in ("include", "exclude"):
+        raise ValidationError({"pending_invoice_items_behavior": "Use include or exclude."})
+    if subscription is not None and subscription.customer_id != customer.pk:
+        raise ValidationError({"subscription": "This subscription belongs to another customer."})
+    include = pending_invoice_items_behavior == "include"
+    currencies = set()
+    if include:
+        pending = InvoiceItem.objects.filter(
+            customer=customer, invoice__isnull=True, subscription=subscription
+        )
+        currencies = set(pending.values_list("currency", flat=True))
+        if not currencies:
+            raise ValidationError(
+                {
+                    "customer": "Nothing to invoice: add invoice items first, or pass "
+                    "pending_invoice_items_behavior=exclude for an empty draft."
+                }
+            )
+        if len(currencies) > 1:
+            raise ValidationError({"currency": "Pending items are in several currencies."})
+    if collection_method not in CollectionMethod.values:
+        raise ValidationError({"collection_method": "Use charge_automatically or send_invoice."})
     if collection_method == CollectionMethod.SEND_INVOICE and days_until_due is None:
         raise ValidationError({"days_until_due": "send_invoice invoices need days_until_due."})
     if metadata:
         validate_metadata(metadata)
+    if currencies:
+        currency = currencies.pop()
+    elif subscription is not None:
+        currency = subscription.currency
+    else:
+        currency = customer.currency or customer.account.default_currency
     now = now_for(customer)
     invoice = create_invoice(
         customer,
+        subscription=subscription,
         billing_reason=BillingReason.MANUAL,
-        currency=currencies.pop(),
+        currency=currency,
         period_start=now,
         period_end=now,
         lines=[],
         collection_method=collection_method,
         days_until_due=days_until_due,
         auto_advance=auto_advance,
+        include_pending_items=include,
         metadata=metadata,
         description=description,
     )
+    if subscription is not None:
+        # build_invoice takes the subscription's settings; a manual invoice keeps the caller's.
+        invoice.default_payment_method_id = None
+        batching.save(invoice, update_fields=["default_payment_method"])
     if auto_advance:
         schedule_finalization(invoice)
+    return invoice
+
+
+@transaction.atomic
+def delete_invoice_item(item: InvoiceItem, *, request_id=None) -> None:
+    """Delete a pending invoice item (one no invoice has taken yet); `invoiceitem.deleted`."""
+    item = InvoiceItem.objects.select_for_update().select_related("customer").get(pk=item.pk)
+    if item.invoice_id is not None:
+        raise ValidationError(
+            {"invoiceitem": "This invoice item is on an invoice already and cannot be deleted."}
+        )
+    events.emit("invoiceitem.deleted", item, request_id=request_id)
+    item.delete()
+
+
+# What `update_invoice` may change on an invoice in each status (Stripe: drafts are fully
+# editable; finalized invoices keep their amounts and terms).
+UPDATABLE = {
+    "description": (InvoiceStatus.DRAFT, InvoiceStatus.OPEN),
+    "auto_advance": (InvoiceStatus.DRAFT, InvoiceStatus.OPEN),
+    "application_fee_amount": (InvoiceStatus.DRAFT, InvoiceStatus.OPEN),
+    "days_until_due": (InvoiceStatus.DRAFT,),
+    "due_date": (InvoiceStatus.DRAFT,),
+    "transfer_data": (InvoiceStatus.DRAFT,),
+    "on_behalf_of": (InvoiceStatus.DRAFT,),
+}
+
+
+@transaction.atomic
+def update_invoice(
+    invoice: Invoice,
+    *,
+    description: str | None = None,
+    metadata: dict | str | None = None,
+    auto_advance: bool | None = None,
+    days_until_due: int | None = None,
+    due_date=None,
+    application_fee_amount=...,
+    transfer_data=...,
+    on_behalf_of=...,
+    request_id=None,
+) -> Invoice:
+    """Change an invoice as Stripe's `POST /v1/invoices/{id}` does; `invoice.updated`.
+
+    `metadata` merges (a key set to "" is removed, "" clears all) in every status. Description
+    and `auto_advance` change on drafts and open invoices, the due date (`days_until_due` or
+    `due_date`, `send_invoice` only) and Connect's `transfer_data` / `on_behalf_of` on drafts.
+    `application_fee_amount` (drafts and open invoices, None unsets) cannot exceed the
+    invoice's total (SPEC R-CON-4) and needs a connected account to take it from: the invoice's
+    account acting through `Stripe-Account`, or `transfer_data[destination]`. The fee's
+    collection itself is issue #8.
+    """
+    from billing.services.subscriptions import _connected_account
+
+    invoice = Invoice.objects.select_for_update().select_related("customer").get(pk=invoice.pk)
+    given = {
+        "description": description is not None,
+        "auto_advance": auto_advance is not None,
+        "days_until_due": days_until_due is not None,
+        "due_date": due_date is not None,
+        "application_fee_amount": application_fee_amount is not ...,
+        "transfer_data": transfer_data is not ...,
+        "on_behalf_of": on_behalf_of is not ...,
+    }
+    for name, statuses in UPDATABLE.items():
+        if given[name] and invoice.status not in statuses:
+            allowed = " or ".join(str(status) for status in statuses)
+            raise ValidationError(
+                {
+                    name: f"{name} can only be changed on {allowed} invoices; this one is "
+                    f"{invoice.status}."
+                }
+            )
+    now = now_for(invoice)
+    before = serialize(invoice)
+    if metadata is not None:
+        if metadata == "":
+            merged = {}
+        else:
+            merged = {**invoice.metadata, **metadata}
+            merged = {key: value for key, value in merged.items() if value != ""}
+        try:
+            validate_metadata(merged)
+        except ValidationError as error:
+            raise ValidationError({"metadata": error.messages}) from None
+        invoice.metadata = merged
+    if description is not None:
+        invoice.description = description
+    if given["days_until_due"] and given["due_date"]:
+        raise ValidationError(
+            {"due_date": "You may only specify one of these parameters: days_until_due, due_date."}
+        )
+    if (given["days_until_due"] or given["due_date"]) and (
+        invoice.collection_method != CollectionMethod.SEND_INVOICE
+    ):
+        param = "days_until_due" if given["days_until_due"] else "due_date"
+        raise ValidationError({param: "Only send_invoice invoices have a due date."})
+    if given["days_until_due"]:
+        if isinstance(days_until_due, bool) or not isinstance(days_until_due, int):
+            raise ValidationError({"days_until_due": "Must be a whole number of days."})
+        if days_until_due < 0:
+            raise ValidationError({"days_until_due": "Must be a whole number of days."})
+        # Counted from the invoice's creation, as when it was created with days_until_due.
+        invoice.due_date = invoice.created + timedelta(days=days_until_due)
+    if given["due_date"]:
+        if due_date <= now:
+            raise ValidationError({"due_date": "The due date must be in the future."})
+        invoice.due_date = due_date
+    if given["on_behalf_of"]:
+        found = _connected_account(invoice.account_id, on_behalf_of, "on_behalf_of")
+        invoice.on_behalf_of = found
+    if given["transfer_data"]:
+        destination = None
+        if transfer_data not in (None, ""):
+            if not transfer_data.get("destination"):
+                raise ValidationError(
+                    {
+                        "transfer_data[destination]": "Missing required param: "
+                        "transfer_data[destination]."
+                    }
+                )
+            destination = _connected_account(
+                invoice.account_id, transfer_data["destination"], "transfer_data[destination]"
+            )
+        invoice.transfer_data_destination = destination
+    if given["application_fee_amount"]:
+        fee = application_fee_amount
+        if fee is not None:
+            if isinstance(fee, bool) or not isinstance(fee, int) or fee < 0:
+                raise ValidationError(
+                    {"application_fee_amount": "Must be a non-negative whole amount."}
+                )
+            if fee > invoice.total:
+                # SPEC R-CON-4: the platform's fee never exceeds what the invoice collects.
+                raise ValidationError(
+                    {
+                        "application_fee_amount": f"The application fee ({fee}) cannot exceed "
+                        f"the invoice total ({invoice.total})."
+                    }
+                )
+            account = Account.objects.only("type").get(pk=invoice.account_id)
+            if account.type != AccountType.CONNECTED and not invoice.transfer_data_destination_id:
+                raise ValidationError(
+                    {
+                        "application_fee_amount": "An application fee needs a connected account "
+                        "to take it from: act as it (Stripe-Account header) or set "
+                        "transfer_data[destination]."
+                    }
+                )
+        invoice.application_fee_amount = fee
+    if given["auto_advance"]:
+        invoice.auto_advance = auto_advance
+    invoice.save()
+    if given["application_fee_amount"] and invoice.payment_intent_id:
+        PaymentIntent.objects.filter(pk=invoice.payment_intent_id).exclude(
+            status=PaymentIntentStatus.SUCCEEDED
+        ).update(application_fee_amount=invoice.application_fee_amount)
+    if given["auto_advance"]:
+        if not auto_advance:
+            # No more automatic finalization or collection (SPEC R-AUTO-2 ends its runs too).
+            timeline.cancel("finalize_invoice", invoice)
+            timeline.cancel("payment_retry", invoice)
+            if invoice.next_payment_attempt is not None:
+                invoice.next_payment_attempt = None
+                invoice.save(update_fields=["next_payment_attempt"])
+        elif invoice.status == InvoiceStatus.DRAFT:
+            schedule_finalization(invoice)
+    emit_updated("invoice.updated", invoice, before, request_id=request_id)
     return invoice
 
 
@@ -357,10 +559,14 @@ def _apply_customer_balance(invoice: Invoice, now) -> None:
     """Use the customer's credit (negative balance) or add what they owe (positive balance)."""
     customer = batching.lock(Customer, invoice.customer_id)
     invoice.starting_balance = customer.balance
-    if customer.balance == 0 or invoice.total < 0 and customer.balance > 0:
+    if invoice.total < 0:
+        # A credit (prorations of a downgrade, a cancellation with `prorate`): Stripe adds it
+        # to the customer's balance (more negative), for their next invoices.
+        applied = -invoice.total
+    elif customer.balance == 0:
         invoice.ending_balance = customer.balance
         return
-    if customer.balance < 0:
+    elif customer.balance < 0:
         applied = -min(-customer.balance, invoice.total) if invoice.total > 0 else 0
     else:
         applied = customer.balance

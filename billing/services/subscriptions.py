@@ -6,6 +6,7 @@ incomplete expiry) in step with its state.
 """
 
 from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -13,6 +14,7 @@ from django.db.models import Prefetch
 
 from billing import batching, events, periods, timeline
 from billing.choices import (
+    AccountType,
     BillingReason,
     CollectionMethod,
     InvoiceStatus,
@@ -24,6 +26,7 @@ from billing.choices import (
 )
 from billing.clocks import now_for
 from billing.models import (
+    Account,
     Coupon,
     Discount,
     Invoice,
@@ -144,6 +147,116 @@ def _new_invoice(
     return invoice
 
 
+# --- Connect parameters (SPEC R-CON-1/2/3/6): stored and rendered; fees and transfers are #8 --
+
+
+def _percent(value, param: str) -> Decimal | None:
+    """A percentage from 0 to 100 with at most two decimals (SPEC R-CON-3), or None."""
+    if value is None or value == "":
+        return None
+    try:
+        if isinstance(value, bool):
+            raise InvalidOperation
+        number = Decimal(str(value))
+    except InvalidOperation:
+        raise ValidationError({param: "Must be a decimal number from 0 to 100."}) from None
+    if not number.is_finite() or not 0 <= number <= 100 or -number.as_tuple().exponent > 2:
+        raise ValidationError(
+            {param: "Must be a number from 0 to 100 with at most two decimal places."}
+        )
+    return number
+
+
+def _connected_account(account_id: str, value, param: str) -> Account | None:
+    """The connected account `value` names (an Account or its id), if it belongs to the same
+    platform as `account_id` (the platform itself, or the connected account acting); None for
+    None or "". Anything else is a ValidationError naming `param`."""
+    if value is None or value == "":
+        return None
+    pk = value.pk if isinstance(value, Account) else value
+    owner = Account.objects.filter(pk=account_id).only("id", "type", "platform_id").get()
+    platform_id = owner.platform_id if owner.type == AccountType.CONNECTED else owner.pk
+    found = (
+        Account.objects.filter(pk=pk, type=AccountType.CONNECTED, platform_id=platform_id).first()
+        if isinstance(pk, str) and "\x00" not in pk
+        else None
+    )
+    if found is None:
+        raise ValidationError(
+            {
+                param: f"No such connected account: '{pk}'. It must be a connected account of "
+                "your platform."
+            }
+        )
+    return found
+
+
+def _connect_settings(
+    subscription: Subscription,
+    *,
+    application_fee_percent=...,
+    transfer_data=...,
+    on_behalf_of=...,
+) -> dict:
+    """The Connect fields (model attribute → value) the parameters ask for, validated against the
+    subscription's account and the values it keeps; `...` leaves a parameter unchanged."""
+    account_id = subscription.account_id
+    values = {}
+    if on_behalf_of is not ...:
+        values["on_behalf_of"] = _connected_account(account_id, on_behalf_of, "on_behalf_of")
+    if transfer_data is not ...:
+        if transfer_data in (None, ""):
+            values["transfer_data_destination"] = None
+            values["transfer_data_amount_percent"] = None
+        else:
+            if not transfer_data.get("destination"):
+                raise ValidationError(
+                    {
+                        "transfer_data[destination]": "Missing required param: "
+                        "transfer_data[destination]."
+                    }
+                )
+            destination = _connected_account(
+                account_id, transfer_data["destination"], "transfer_data[destination]"
+            )
+            if destination.pk == account_id:
+                raise ValidationError(
+                    {
+                        "transfer_data[destination]": "The destination cannot be the account the "
+                        "subscription belongs to."
+                    }
+                )
+            values["transfer_data_destination"] = destination
+            values["transfer_data_amount_percent"] = _percent(
+                transfer_data.get("amount_percent"), "transfer_data[amount_percent]"
+            )
+    if application_fee_percent is not ...:
+        values["application_fee_percent"] = _percent(
+            application_fee_percent, "application_fee_percent"
+        )
+    fee = values.get("application_fee_percent", subscription.application_fee_percent)
+    destination_id = (
+        values["transfer_data_destination"].pk
+        if values.get("transfer_data_destination") is not None
+        else None
+        if "transfer_data_destination" in values
+        else subscription.transfer_data_destination_id
+    )
+    if fee is not None and destination_id is None:
+        # Stripe's rule: a platform fee needs someone to take it from (direct charges with
+        # Stripe-Account, or destination charges).
+        owner_type = Account.objects.filter(pk=account_id).values_list("type", flat=True).get()
+        if owner_type != AccountType.CONNECTED:
+            raise ValidationError(
+                {
+                    "application_fee_percent": "Can only apply an application_fee_percent when "
+                    "the request is made on behalf of a connected account (Stripe-Account "
+                    "header) or with transfer_data[destination]."
+                }
+            )
+    return values
+
+
 # --- creation --------------------------------------------------------------------------------
 
 
@@ -241,6 +354,43 @@ def _trial_end_from(now, trial_end, trial_period_days):
     return trial_end
 
 
+def _check_coupon(coupon: Coupon, owner, param: str = "coupon") -> None:
+    if (
+        coupon.account_id != owner.account_id
+        or coupon.livemode != owner.livemode
+        or not coupon.valid
+    ):
+        raise ValidationError({param: "No such coupon, or it is no longer valid."})
+
+
+def _apply_coupon(subscription: Subscription, coupon: Coupon, *, now, request_id=None) -> None:
+    """A discount of `coupon` on the subscription from `now` (`customer.discount.created`)."""
+    discount = Discount.objects.create(
+        account_id=subscription.account_id,
+        livemode=subscription.livemode,
+        coupon=coupon,
+        customer=subscription.customer,
+        subscription=subscription,
+        start=now,
+        end=periods.shift(now, "month", 1, coupon.duration_in_months)
+        if coupon.duration == "repeating"
+        else None,
+        created=now,
+    )
+    coupon.times_redeemed += 1
+    coupon.save(update_fields=["times_redeemed"])
+    events.emit("customer.discount.created", discount, request_id=request_id)
+
+
+def _remove_discounts(subscription: Subscription, *, now, request_id=None) -> None:
+    """End the subscription's discounts (Stripe deletes them: `customer.discount.deleted`)."""
+    for discount in Discount.objects.filter(subscription=subscription).select_related("coupon"):
+        if discount.end is not None and discount.end <= now:
+            continue
+        events.emit("customer.discount.deleted", discount, request_id=request_id)
+        discount.delete()
+
+
 @transaction.atomic
 def create_subscription(
     customer,
@@ -259,9 +409,18 @@ def create_subscription(
     cancel_at_period_end: bool = False,
     description: str = "",
     metadata: dict | None = None,
+    application_fee_percent=None,
+    transfer_data: dict | None = None,
+    on_behalf_of=None,
+    application: Account | None = None,
     request_id: str | None = None,
 ) -> Subscription:
     """Subscribe `customer` to `items`, with an optional trial and anchor (SPEC R-SUB, R-TRIAL).
+
+    Connect (SPEC R-CON-1/2/3/6): `application_fee_percent`, `transfer_data` (`destination`, an
+    account or id, and `amount_percent`) and `on_behalf_of` are validated and stored; the fee
+    and transfer amounts they imply are computed elsewhere (issue #8). `application` is the
+    platform creating it while acting as the connected account.
 
     The first invoice is created, finalized and charged at once (SPEC R-INV-2: synchronous
     first payments are not delayed). With `error_if_incomplete`, a failed first payment raises
@@ -309,14 +468,16 @@ def create_subscription(
         raise ValidationError(
             {"default_payment_method": "This payment method is not attached to the customer."}
         )
-    if coupon is not None and (
-        coupon.account_id != customer.account_id
-        or coupon.livemode != customer.livemode
-        or not coupon.valid
-    ):
-        raise ValidationError({"coupon": "No such coupon, or it is no longer valid."})
+    if coupon is not None:
+        _check_coupon(coupon, customer)
     if metadata:
         validate_metadata(metadata)
+    connect = _connect_settings(
+        Subscription(account_id=customer.account_id),
+        application_fee_percent=application_fee_percent,
+        transfer_data=transfer_data,
+        on_behalf_of=on_behalf_of,
+    )
 
     interval, count = resolved[0][0].recurring_interval, resolved[0][0].recurring_interval_count
     anchor = billing_cycle_anchor or trial_until or now
@@ -338,7 +499,9 @@ def create_subscription(
         cancel_at_period_end=cancel_at_period_end,
         test_clock_id=customer.test_clock_id,
         metadata=metadata or {},
+        application=application,
         created=now,
+        **connect,
     )
     sub_items = SubscriptionItem.objects.bulk_create(
         [
@@ -355,21 +518,7 @@ def create_subscription(
         ]
     )
     if coupon is not None:
-        discount = Discount.objects.create(
-            account_id=customer.account_id,
-            livemode=customer.livemode,
-            coupon=coupon,
-            customer=customer,
-            subscription=subscription,
-            start=now,
-            end=periods.shift(now, "month", 1, coupon.duration_in_months)
-            if coupon.duration == "repeating"
-            else None,
-            created=now,
-        )
-        coupon.times_redeemed += 1
-        coupon.save(update_fields=["times_redeemed"])
-        events.emit("customer.discount.created", discount, request_id=request_id)
+        _apply_coupon(subscription, coupon, now=now, request_id=request_id)
 
     if trial_until is not None:
         # SPEC R-TRIAL-1: trialing, no payment method needed, a $0 invoice at once
@@ -527,12 +676,27 @@ def cancel_subscription(
     *,
     at_period_end: bool = False,
     cancellation_details: dict | None = None,
+    prorate: bool = False,
+    invoice_now: bool = False,
     request_id: str | None = None,
 ) -> Subscription:
-    """Cancel now (SPEC R-SUB-6) or at the end of the period (SPEC R-SUB-8)."""
+    """Cancel now (SPEC R-SUB-6) or at the end of the period (SPEC R-SUB-8).
+
+    As Stripe: `prorate` credits the unused time of the current period as proration invoice
+    items of the subscription; `invoice_now` invoices the subscription's pending invoice items
+    (those credits included) at once in a final invoice. Without `invoice_now` the credits stay
+    pending (`POST /v1/invoices` with `subscription` invoices them).
+    """
     subscription = _lock(subscription)
     if subscription.status in ENDED:
         raise ValidationError({"subscription": "This subscription is already canceled."})
+    if at_period_end and (prorate or invoice_now):
+        raise ValidationError(
+            {
+                "prorate" if prorate else "invoice_now": "Only an immediate cancellation can "
+                "prorate or invoice now."
+            }
+        )
     now = now_for(subscription)
     details = cancellation_details or {}
     if at_period_end:
@@ -554,6 +718,33 @@ def cancel_subscription(
         )
         timeline.cancel("upcoming_renewal", subscription)
         return subscription
+    billing = subscription.status not in (SubscriptionStatus.TRIALING, SubscriptionStatus.PAUSED)
+    if prorate and billing and now < subscription.current_period_end:
+        start, end = subscription.current_period_start, subscription.current_period_end
+        for item in _items(subscription):
+            credit = -periods.prorate(
+                item.amount, part_start=now, part_end=end, start=start, end=end
+            )
+            if credit:
+                _pending_item(
+                    subscription,
+                    item.price,
+                    item.quantity,
+                    credit,
+                    now=now,
+                    proration=True,
+                    end=end,
+                )
+    if invoice_now and _pending_items_exist(subscription):
+        invoice = _new_invoice(
+            subscription,
+            billing_reason=BillingReason.SUBSCRIPTION_UPDATE,
+            period_start=now,
+            period_end=now,
+            lines=[],
+        )
+        invoicing.finalize_invoice(invoice, request_id=request_id)
+        subscription.refresh_from_db()
     _end(
         subscription,
         now=now,
@@ -562,6 +753,10 @@ def cancel_subscription(
         request_id=request_id,
     )
     return subscription
+
+
+def _pending_items_exist(subscription: Subscription) -> bool:
+    return InvoiceItem.objects.filter(subscription=subscription, invoice__isnull=True).exists()
 
 
 def _end(subscription: Subscription, *, now, reason: str, details=None, request_id=None) -> None:
@@ -599,25 +794,10 @@ def resume_subscription(
     if billing_cycle_anchor not in ("now", "unchanged"):
         raise ValidationError({"billing_cycle_anchor": "Use now or unchanged."})
     now = now_for(subscription)
-    interval, count = _price_interval(subscription)
-    items = _items(subscription)
     before = serialize(subscription)
+    lines, end = _resume_lines(subscription, billing_cycle_anchor, now)
     if billing_cycle_anchor == "now":
         subscription.billing_cycle_anchor = now
-        end = periods.shift(now, interval, count, 1)
-        lines = _item_lines(subscription, items, start=now, end=end)
-    else:
-        end = periods.next_boundary(subscription.billing_cycle_anchor, interval, count, now)
-        start = periods.shift(end, interval, count, -1)
-        lines = _item_lines(
-            subscription,
-            items,
-            start=now,
-            end=end,
-            amount_for=lambda full: periods.prorate(
-                full, part_start=now, part_end=end, start=start, end=end
-            ),
-        )
     subscription.current_period_start = now
     subscription.current_period_end = end
     subscription.save()
@@ -635,6 +815,56 @@ def resume_subscription(
     return Subscription.objects.get(pk=subscription.pk)
 
 
+def _resume_lines(subscription: Subscription, billing_cycle_anchor: str, now):
+    """The lines of the invoice resuming a paused subscription at `now`, and the end of the
+    period it opens: a full cycle from now (`now`) or the rest of the cycle (`unchanged`)."""
+    interval, count = _price_interval(subscription)
+    items = _items(subscription)
+    if billing_cycle_anchor == "now":
+        end = periods.shift(now, interval, count, 1)
+        return _item_lines(subscription, items, start=now, end=end), end
+    end = periods.next_boundary(subscription.billing_cycle_anchor, interval, count, now)
+    start = periods.shift(end, interval, count, -1)
+    lines = _item_lines(
+        subscription,
+        items,
+        start=now,
+        end=end,
+        amount_for=lambda full: periods.prorate(
+            full, part_start=now, part_end=end, start=start, end=end
+        ),
+    )
+    return lines, end
+
+
+def preview_resume_invoice(subscription: Subscription, *, billing_cycle_anchor="now") -> dict:
+    """The invoice resuming a paused subscription now would create (Stripe's
+    `subscription_resume_at=now` preview), built by the code `resume_subscription` uses, never
+    saved."""
+    if subscription.status != SubscriptionStatus.PAUSED:
+        raise ValidationError(
+            {"subscription_resume_at": "Only a paused subscription can be previewed resuming."}
+        )
+    now = now_for(subscription)
+    lines, _ = _resume_lines(subscription, billing_cycle_anchor, now)
+    invoice, _, _ = invoicing.build_invoice(
+        subscription.customer,
+        subscription=subscription,
+        billing_reason=BillingReason.SUBSCRIPTION_UPDATE,
+        currency=subscription.currency,
+        period_start=now,
+        period_end=now,
+        lines=lines,
+        collection_method=subscription.collection_method,
+        created=now,
+    )
+    payload = serialize(invoice)
+    payload["id"] = None
+    for line in payload["lines"]["data"]:
+        line["invoice"] = None
+    return payload
+
+
 def _leave_pause(subscription: Subscription, *, request_id=None) -> None:
     _set_status(subscription, SubscriptionStatus.ACTIVE, request_id=request_id)
     events.emit("customer.subscription.resumed", subscription, request_id=request_id)
@@ -647,19 +877,37 @@ def update_subscription(
     *,
     trial_end=None,
     cancel_at_period_end: bool | None = None,
+    cancel_at=...,
+    cancellation_details: dict | None = None,
     default_payment_method=...,
     metadata: dict | None = None,
+    description: str | None = None,
+    collection_method: str | None = None,
+    days_until_due=...,
+    missing_payment_method: str | None = None,
     pause_collection=...,
     items: list[dict] | None = None,
+    add_invoice_items: list[dict] | None = None,
+    coupon=...,
+    application_fee_percent=...,
+    transfer_data=...,
+    on_behalf_of=...,
     proration_behavior: str = ProrationBehavior.CREATE_PRORATIONS,
     request_id: str | None = None,
 ) -> Subscription:
-    """Change a live subscription. Unknown fields are errors; nothing is written on any error."""
+    """Change a live subscription. Unknown fields are errors; nothing is written on any error.
+
+    `...` (or None for the flags) leaves a field unchanged; None unsets `cancel_at`, `coupon`,
+    `days_until_due`, `transfer_data`, `on_behalf_of` and `application_fee_percent`.
+    `add_invoice_items` become pending invoice items of the subscription, billed on its next
+    invoice (SPEC R-TRIAL-10 for trials).
+    """
     subscription = _lock(subscription)
     if subscription.status in ENDED:
         raise ValidationError({"subscription": "A canceled subscription cannot be updated."})
     now = now_for(subscription)
     before = serialize(subscription)
+    # --- validate everything first ---------------------------------------------------------
     if proration_behavior not in ProrationBehavior.values:
         raise ValidationError(
             {"proration_behavior": "Use create_prorations, none or always_invoice."}
@@ -672,6 +920,10 @@ def update_subscription(
         except ValidationError as error:
             raise ValidationError({"metadata": error.messages}) from None
         subscription.metadata = merged
+    if description is not None:
+        if not isinstance(description, str) or len(description) > 500:
+            raise ValidationError({"description": "Must be a string of at most 500 characters."})
+        subscription.description = description
     if default_payment_method is not ...:
         if (
             default_payment_method is not None
@@ -693,12 +945,43 @@ def update_subscription(
                 )
             subscription.pause_collection_behavior = behavior
             subscription.pause_collection_resumes_at = pause_collection.get("resumes_at")
-    if cancel_at_period_end is not None:
-        subscription.cancel_at_period_end = cancel_at_period_end
-        subscription.cancel_at = subscription.current_period_end if cancel_at_period_end else None
-        subscription.canceled_at = now if cancel_at_period_end else None
-        if not cancel_at_period_end:
-            subscription.cancellation_details = {}
+    _update_collection(subscription, collection_method, days_until_due)
+    if missing_payment_method is not None:
+        if missing_payment_method not in MissingPaymentMethodBehavior.values:
+            raise ValidationError(
+                {
+                    "trial_settings[end_behavior][missing_payment_method]": "Use cancel, pause "
+                    "or create_invoice."
+                }
+            )
+        subscription.trial_settings_missing_payment_method = missing_payment_method
+    for name, value in _connect_settings(
+        subscription,
+        application_fee_percent=application_fee_percent,
+        transfer_data=transfer_data,
+        on_behalf_of=on_behalf_of,
+    ).items():
+        setattr(subscription, name, value)
+    if coupon is not ... and coupon is not None:
+        _check_coupon(coupon, subscription)
+    one_offs = _validate_one_off_items(
+        subscription.customer, add_invoice_items, subscription.currency
+    )
+    if cancel_at is not ... and cancel_at_period_end is not None:
+        raise ValidationError(
+            {
+                "cancel_at": "You may only specify one of these parameters: cancel_at, "
+                "cancel_at_period_end."
+            }
+        )
+    if cancel_at not in (..., None) and (not isinstance(cancel_at, datetime) or cancel_at <= now):
+        raise ValidationError({"cancel_at": "The cancellation time must be in the future."})
+    if cancellation_details is not None:
+        unknown = set(cancellation_details) - {"comment", "feedback"}
+        if unknown:
+            raise ValidationError(
+                {f"cancellation_details[{sorted(unknown)[0]}]": "Unknown cancellation detail."}
+            )
     end_trial_now = False
     if trial_end is not None:
         if subscription.status == SubscriptionStatus.PAUSED:
@@ -718,6 +1001,43 @@ def update_subscription(
                 )
             subscription.trial_end = trial_end
             subscription.current_period_end = trial_end
+    # --- then write ----------------------------------------------------------------------------
+    if cancel_at_period_end is not None:
+        subscription.cancel_at_period_end = cancel_at_period_end
+        subscription.cancel_at = subscription.current_period_end if cancel_at_period_end else None
+        subscription.canceled_at = now if cancel_at_period_end else None
+        if not cancel_at_period_end:
+            subscription.cancellation_details = {}
+        timeline.cancel("subscription_cancel_at", subscription)
+    if cancel_at is not ...:
+        subscription.cancel_at_period_end = False
+        subscription.cancel_at = cancel_at
+        subscription.canceled_at = now if cancel_at is not None else None
+        if cancel_at is None:
+            subscription.cancellation_details = {}
+            timeline.cancel("subscription_cancel_at", subscription)
+        else:
+            subscription.cancellation_details = {
+                "comment": None,
+                "feedback": None,
+                **(subscription.cancellation_details or {}),
+                "reason": "cancellation_requested",
+            }
+            timeline.schedule("subscription_cancel_at", subscription, at=cancel_at)
+    if cancellation_details is not None:
+        subscription.cancellation_details = {
+            "comment": None,
+            "feedback": None,
+            "reason": None,
+            **(subscription.cancellation_details or {}),
+            **cancellation_details,
+        }
+    if coupon is not ...:
+        _remove_discounts(subscription, now=now, request_id=request_id)
+        if coupon is not None:
+            _apply_coupon(subscription, coupon, now=now, request_id=request_id)
+    for price, quantity in one_offs:
+        _pending_item(subscription, price, quantity, price.unit_amount * quantity, now=now)
     if items is not None:
         _change_items(
             subscription,
@@ -732,6 +1052,7 @@ def update_subscription(
     )
     if trial_end is not None and not end_trial_now:
         _schedule_trial_jobs(subscription, now)
+    live = (SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE, SubscriptionStatus.UNPAID)
     if end_trial_now:
         # SPEC R-TRIAL-2: the trial ends at once and a new cycle starts now.
         subscription.trial_end = now
@@ -740,21 +1061,74 @@ def update_subscription(
         timeline.cancel("trial_will_end", subscription)
         timeline.cancel("trial_end", subscription)
         _end_trial(subscription, now=now, request_id=request_id)
-    elif cancel_at_period_end is False and subscription.status in (
-        SubscriptionStatus.ACTIVE,
-        SubscriptionStatus.PAST_DUE,
-        SubscriptionStatus.UNPAID,
+    elif subscription.status in live and (
+        cancel_at_period_end is False or cancel_at is None or collection_method is not None
     ):
-        # Undoing a cancellation brings back the renewal notice it had removed.
+        # Undoing a cancellation brings back the renewal notice it had removed; a new
+        # collection method changes whether there is one (SPEC R-INV-6).
         _schedule_cycle_jobs(subscription)
     return Subscription.objects.get(pk=subscription.pk)
 
 
-def _change_items(subscription, items, *, proration_behavior, now, request_id) -> None:
-    """Add, change (`id` + price/quantity) or remove (`id` + `deleted`) items; prorate each change
-    over the rest of the period. Everything is validated before anything is written."""
+def _update_collection(subscription: Subscription, collection_method, days_until_due) -> None:
+    """Set `collection_method` and `days_until_due` as Stripe allows (SPEC R-SUB-9): a
+    `send_invoice` subscription needs days, a `charge_automatically` one takes none."""
+    if collection_method is None and days_until_due is ...:
+        return
+    if collection_method is not None and collection_method not in CollectionMethod.values:
+        raise ValidationError({"collection_method": "Use charge_automatically or send_invoice."})
+    method = collection_method or subscription.collection_method
+    if method == CollectionMethod.SEND_INVOICE:
+        days = subscription.days_until_due if days_until_due is ... else days_until_due
+        if days is None or isinstance(days, bool) or not isinstance(days, int) or days < 0:
+            raise ValidationError(
+                {"days_until_due": "send_invoice subscriptions need days_until_due."}
+            )
+    else:
+        if days_until_due not in (..., None):
+            raise ValidationError(
+                {"days_until_due": "Only send_invoice subscriptions take days_until_due."}
+            )
+        days = None
+    subscription.collection_method = method
+    subscription.days_until_due = days
+
+
+def _pending_item(subscription, price, quantity, amount, *, now, proration=False, end=None):
+    """A pending invoice item of the subscription, billed on its next invoice (one-off prices,
+    and prorations: "Remaining time on …" or "Unused time on …")."""
+    if proration:
+        description = ("Remaining time on " if amount > 0 else "Unused time on ") + _price_label(
+            price, quantity
+        )
+    else:
+        description = _price_label(price, quantity)
+    item = InvoiceItem.objects.create(
+        account_id=subscription.account_id,
+        livemode=subscription.livemode,
+        customer=subscription.customer,
+        subscription=subscription,
+        price=price,
+        quantity=quantity,
+        amount=amount,
+        currency=subscription.currency,
+        proration=proration,
+        description=description,
+        period_start=now,
+        period_end=end or now,
+        created=now,
+    )
+    if not proration:
+        events.emit("invoiceitem.created", item)
+    return item
+
+
+def _change_items(subscription, items, *, proration_behavior, now, request_id) -> list:
+    """Add, change (`id` + price/quantity/metadata) or remove (`id` + `deleted`) items; prorate
+    each change over the rest of the period. Everything is validated before anything is
+    written. Returns the resulting item for each entry of `items` (None for removals)."""
     current = {item.pk: item for item in subscription.items.select_related("price__product")}
-    changes = []  # (existing item or None, price, quantity)
+    changes = []  # (index, existing item or None, price, quantity, metadata)
     removals = []
     for index, item in enumerate(items):
         existing = current.get(item.get("id"))
@@ -778,29 +1152,44 @@ def _change_items(subscription, items, *, proration_behavior, now, request_id) -
                     "subscription's."
                 }
             )
-        changes.append((existing, price, quantity))
-    if len(removals) == len(current) and not any(existing is None for existing, _, _ in changes):
+        metadata = existing.metadata if existing else {}
+        if item.get("metadata") is not None:
+            update = item["metadata"]
+            if update == "":
+                metadata = {}
+            else:
+                metadata = {**metadata, **update}
+                metadata = {key: value for key, value in metadata.items() if value != ""}
+            try:
+                validate_metadata(metadata)
+            except ValidationError as error:
+                raise ValidationError({f"items[{index}][metadata]": error.messages}) from None
+        changes.append((index, existing, price, quantity, metadata))
+    if len(removals) == len(current) and not any(c[1] is None for c in changes):
         raise ValidationError({"items": "A subscription needs at least one item."})
-    touched = {item.pk for item in removals} | {e.pk for e, _, _ in changes if e is not None}
+    touched = {item.pk for item in removals} | {c[1].pk for c in changes if c[1] is not None}
     final_prices = [item.price_id for pk, item in current.items() if pk not in touched]
-    final_prices += [price.pk for _, price, _ in changes]
+    final_prices += [c[2].pk for c in changes]
     if len(final_prices) != len(set(final_prices)):
         raise ValidationError({"items": "A price can be on a subscription only once."})
 
+    results: list = [None] * len(items)
     start, end = subscription.current_period_start, subscription.current_period_end
     prorations = []
-    for existing, price, quantity in changes:
+    for index, existing, price, quantity, metadata in changes:
         old_amount = existing.price.unit_amount * existing.quantity if existing else 0
         if existing:
-            existing.price, existing.quantity = price, quantity
-            existing.save(update_fields=["price", "quantity"])
+            existing.price, existing.quantity, existing.metadata = price, quantity, metadata
+            existing.save(update_fields=["price", "quantity", "metadata"])
+            results[index] = existing
         else:
-            SubscriptionItem.objects.create(
+            results[index] = SubscriptionItem.objects.create(
                 account_id=subscription.account_id,
                 livemode=subscription.livemode,
                 subscription=subscription,
                 price=price,
                 quantity=quantity,
+                metadata=metadata,
                 created=now,
             )
         difference = price.unit_amount * quantity - old_amount
@@ -814,25 +1203,10 @@ def _change_items(subscription, items, *, proration_behavior, now, request_id) -
         or subscription.status in (SubscriptionStatus.TRIALING, SubscriptionStatus.PAUSED)
         or not prorations
     ):
-        return
+        return results
     for price, quantity, difference in prorations:
         amount = periods.prorate(difference, part_start=now, part_end=end, start=start, end=end)
-        InvoiceItem.objects.create(
-            account_id=subscription.account_id,
-            livemode=subscription.livemode,
-            customer=subscription.customer,
-            subscription=subscription,
-            price=price,
-            quantity=quantity,
-            amount=amount,
-            currency=subscription.currency,
-            proration=True,
-            description=("Remaining time on " if amount > 0 else "Unused time on ")
-            + _price_label(price, quantity),
-            period_start=now,
-            period_end=end,
-            created=now,
-        )
+        _pending_item(subscription, price, quantity, amount, now=now, proration=True, end=end)
     if proration_behavior == ProrationBehavior.ALWAYS_INVOICE:
         invoice = _new_invoice(
             subscription,
@@ -842,6 +1216,104 @@ def _change_items(subscription, items, *, proration_behavior, now, request_id) -
             lines=[],
         )
         invoicing.finalize_invoice(invoice, request_id=request_id)
+    return results
+
+
+# --- subscription items (`/v1/subscription_items`): one-item changes of `update_subscription` --
+
+# What `_change_items` calls a parameter, and what the subscription item endpoints call it.
+ITEM_PARAMS = {
+    "items[0][price]": "price",
+    "items[0][quantity]": "quantity",
+    "items[0][metadata]": "metadata",
+    "items[0][id]": "id",
+    "items": "price",
+}
+
+
+def _update_one_item(
+    subscription, item: dict, *, proration_behavior, request_id, names=ITEM_PARAMS
+) -> None:
+    """`update_subscription` with one item change (same validation, prorations and events),
+    its errors named as the item endpoints name their parameters."""
+    try:
+        update_subscription(
+            subscription,
+            items=[item],
+            proration_behavior=proration_behavior,
+            request_id=request_id,
+        )
+    except ValidationError as error:
+        if not hasattr(error, "error_dict"):
+            raise
+        raise ValidationError(
+            {names.get(key, key): value for key, value in error.error_dict.items()}
+        ) from None
+
+
+@transaction.atomic
+def create_subscription_item(
+    subscription: Subscription,
+    *,
+    price,
+    quantity: int = 1,
+    metadata: dict | None = None,
+    proration_behavior: str = ProrationBehavior.CREATE_PRORATIONS,
+    request_id: str | None = None,
+) -> SubscriptionItem:
+    """Add a price to the subscription, prorated over the rest of the period."""
+    item = {"price": price, "quantity": quantity}
+    if metadata:
+        item["metadata"] = metadata
+    _update_one_item(
+        subscription, item, proration_behavior=proration_behavior, request_id=request_id
+    )
+    price_id = price.pk if isinstance(price, Price) else price
+    return SubscriptionItem.objects.select_related("price__product", "subscription").get(
+        subscription=subscription, price_id=price_id
+    )
+
+
+@transaction.atomic
+def update_subscription_item(
+    item: SubscriptionItem,
+    *,
+    price=None,
+    quantity: int | None = None,
+    metadata: dict | str | None = None,
+    proration_behavior: str = ProrationBehavior.CREATE_PRORATIONS,
+    request_id: str | None = None,
+) -> SubscriptionItem:
+    """Change one item's price, quantity or metadata, prorated as a subscription update."""
+    change = {"id": item.pk}
+    if price is not None:
+        change["price"] = price
+    if quantity is not None:
+        change["quantity"] = quantity
+    if metadata is not None:
+        change["metadata"] = metadata
+    _update_one_item(
+        item.subscription, change, proration_behavior=proration_behavior, request_id=request_id
+    )
+    return SubscriptionItem.objects.select_related("price__product", "subscription").get(pk=item.pk)
+
+
+@transaction.atomic
+def delete_subscription_item(
+    item: SubscriptionItem,
+    *,
+    proration_behavior: str = ProrationBehavior.CREATE_PRORATIONS,
+    request_id: str | None = None,
+) -> None:
+    """Remove one item (never the last: cancel the subscription instead), prorated."""
+    _update_one_item(
+        item.subscription,
+        {"id": item.pk, "deleted": True},
+        proration_behavior=proration_behavior,
+        request_id=request_id,
+        # "A subscription needs at least one item" is about the subscription, not a parameter.
+        names={**ITEM_PARAMS, "items": "subscription"},
+    )
 
 
 # --- the cycle: trial end, renewal, notices, expiry (due jobs) ------------------------------
@@ -962,9 +1434,18 @@ def _trial_end_can_batch(subscription: Subscription, job) -> bool:
     return _has_payment_method(subscription)
 
 
+def _ends_at_period_end(subscription: Subscription) -> bool:
+    """Whether the subscription ends when its current period does (`cancel_at_period_end`, or
+    a `cancel_at` no later than the period's end): nothing renews (SPEC R-SUB-8)."""
+    return subscription.cancel_at_period_end or (
+        subscription.cancel_at is not None
+        and subscription.cancel_at <= subscription.current_period_end
+    )
+
+
 def _renewal_can_batch(subscription: Subscription, job) -> bool:
     """A renewal that ends the subscription (cancel at period end) runs alone."""
-    return not subscription.cancel_at_period_end
+    return not _ends_at_period_end(subscription)
 
 
 @timeline.handler("trial_will_end", target=_load_subscription, load_many=_load_subscriptions)
@@ -997,7 +1478,7 @@ def _renewal_due(subscription: Subscription, job) -> None:
     if subscription.status not in live or subscription.current_period_end != job.due_at:
         return
     now = now_for(subscription)
-    if subscription.cancel_at_period_end:
+    if _ends_at_period_end(subscription):
         _end(
             subscription,
             now=now,
@@ -1006,6 +1487,19 @@ def _renewal_due(subscription: Subscription, job) -> None:
         )
         return
     _start_cycle(subscription, start=subscription.current_period_end, now=now)
+
+
+@timeline.handler("subscription_cancel_at", target=_load_subscription)
+def _cancel_at_due(subscription: Subscription, job) -> None:
+    """`cancel_at` reached: the subscription ends now (no proration of the period's rest)."""
+    if subscription.status in ENDED or subscription.cancel_at != job.due_at:
+        return
+    _end(
+        subscription,
+        now=job.due_at,
+        reason="cancellation_requested",
+        details=subscription.cancellation_details,
+    )
 
 
 def preview_next_invoice(subscription: Subscription) -> dict:
@@ -1041,7 +1535,7 @@ def _upcoming_renewal_due(subscription: Subscription, job) -> None:
         subscription.status
         in (SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE, SubscriptionStatus.TRIALING)
         and subscription.collection_method == CollectionMethod.CHARGE_AUTOMATICALLY
-        and not subscription.cancel_at_period_end
+        and not _ends_at_period_end(subscription)
     ):
         events.emit("invoice.upcoming", subscription, payload=preview_next_invoice(subscription))
 

@@ -150,8 +150,11 @@ def test_too_much_metadata_names_the_parameter(api, paying_customer, price):
 
 
 def test_unsupported_update_parameters_are_named_not_ignored(api, subscription):
-    body = error(api.post(f"/v1/subscriptions/{subscription['id']}", {"description": "x"}))
-    assert (body["param"], body["code"]) == ("description", "parameter_unsupported")
+    body = error(
+        api.post(f"/v1/subscriptions/{subscription['id']}", {"billing_cycle_anchor": "now"})
+    )
+    assert (body["param"], body["code"]) == ("billing_cycle_anchor", "parameter_unsupported")
+    # SPEC R-CON-3: a platform fee needs a connected account to take it from.
     body = error(
         api.post(f"/v1/subscriptions/{subscription['id']}", {"application_fee_percent": "10"})
     )

@@ -289,14 +289,23 @@ def test_nothing_to_invoice_names_the_customer(sdk, customer):
     assert not Invoice.objects.exists()
 
 
-def test_deleting_an_invoice_item_is_refused_until_the_service_supports_it(sdk, customer):
+def test_a_pending_invoice_item_is_deleted_and_an_invoiced_one_is_not(sdk, customer):
     item = sdk.v1.invoice_items.create(
         params={"customer": customer.id, "amount": 100, "currency": "usd"}
     )
+    gone = sdk.v1.invoice_items.delete(item.id)
+    assert (gone.id, gone.object, gone.deleted) == (item.id, "invoiceitem", True)
+    assert not InvoiceItem.objects.filter(pk=item.id).exists()
+    assert Event.objects.filter(type="invoiceitem.deleted", object_id=item.id).exists()
+
+    invoiced = sdk.v1.invoice_items.create(
+        params={"customer": customer.id, "amount": 300, "currency": "usd"}
+    )
+    sdk.v1.invoices.create(params={"customer": customer.id})
     with pytest.raises(stripe.InvalidRequestError) as raised:
-        sdk.v1.invoice_items.delete(item.id)
-    assert raised.value.code == "parameter_unsupported"
-    assert InvoiceItem.objects.filter(pk=item.id).exists()
+        sdk.v1.invoice_items.delete(invoiced.id)
+    assert raised.value.http_status == 400
+    assert InvoiceItem.objects.filter(pk=invoiced.id).exists()
 
 
 def test_an_invoice_item_from_a_one_off_price(sdk, account, customer):

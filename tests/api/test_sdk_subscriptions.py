@@ -130,28 +130,6 @@ def test_default_incomplete_leaves_the_payment_to_the_confirmation_secret(sdk, p
     assert sdk.v1.invoices.retrieve(invoice.id).status == "paid"
 
 
-@pytest.mark.parametrize(
-    "param, value",
-    [
-        ("application_fee_percent", 10),
-        ("transfer_data", {"destination": "acct_x"}),
-        ("on_behalf_of", "acct_x"),
-    ],
-)
-def test_reference_003_connect_parameters_are_refused_naming_them_until_supported(
-    sdk, paying_customer, price, param, value
-):
-    """The services do not take Connect fees and transfers yet (see docs/api.md): refused
-    naming the parameter, never ignored, and nothing is written."""
-    with pytest.raises(stripe.InvalidRequestError) as raised:
-        sdk.v1.subscriptions.create(
-            params={"customer": paying_customer.id, "items": [{"price": price.id}], param: value}
-        )
-    assert raised.value.param == param
-    assert raised.value.code == "parameter_unsupported"
-    assert not Subscription.objects.exists()
-
-
 def test_reference_003_and_004_trial_end_on_a_connected_account(sdk, account):
     """Reference 003 "Utiliser des périodes d'essai" / 004: `trial_end` at creation, no payment
     method needed, a $0 invoice at once (SPEC R-TRIAL-1, R-CON-8)."""
@@ -564,19 +542,6 @@ def test_cancel_now_ends_the_subscription_and_says_so(sdk, paying_customer, pric
     assert raised.value.http_status == 400
     with pytest.raises(stripe.InvalidRequestError) as raised:
         sdk.v1.subscriptions.update(subscription.id, params={"metadata": {"x": "y"}})
-
-
-@pytest.mark.parametrize("param", ["invoice_now", "prorate"])
-def test_cancel_with_invoice_now_or_prorate_is_refused_naming_it(
-    sdk, paying_customer, price, param
-):
-    subscription = sdk.v1.subscriptions.create(
-        params={"customer": paying_customer.id, "items": [{"price": price.id}]}
-    )
-    with pytest.raises(stripe.InvalidRequestError) as raised:
-        sdk.v1.subscriptions.cancel(subscription.id, params={param: True})
-    assert (raised.value.param, raised.value.code) == (param, "parameter_unsupported")
-    assert sdk.v1.subscriptions.retrieve(subscription.id).status == "active"
 
 
 def test_a_paused_trial_resumes_with_a_new_cycle_once_paid(sdk):

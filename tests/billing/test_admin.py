@@ -47,6 +47,7 @@ from billing.models import (
     Subscription,
     SubscriptionItem,
     TestClock,
+    WebhookEndpoint,
 )
 from billing.services.customers import add_card
 from billing.services.subscriptions import create_subscription
@@ -121,6 +122,9 @@ BUILDERS = {
         _customer(account, i)
     ).items.get(),
     TestClock: lambda account, i: factories.make_test_clock(account, name=f"Clock {i}"),
+    WebhookEndpoint: lambda account, i: WebhookEndpoint.objects.create(
+        account=account, url=f"https://hooks.example.com/{i}", enabled_events=["*"]
+    ),
 }
 
 # Model fields deliberately kept off change pages.

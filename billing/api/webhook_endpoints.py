@@ -1,0 +1,99 @@
+"""/v1/webhook_endpoints: create (the answer carries the signing `secret`, as in Stripe, and
+only that one), retrieve, update, delete and list. Delivering events to them is issue #5."""
+
+from billing import services
+from billing.api import lists
+from billing.api.base import ApiView, checked_metadata, deleted, get_or_404, scoped
+from billing.api.params import Array, Boolean, Metadata, Schema, String
+from billing.models import WebhookEndpoint
+from billing.serializers import serialize_webhook_endpoint
+from billing.services.webhooks import MAX_DESCRIPTION_LENGTH, MAX_URL_LENGTH
+
+EVENTS_PARAM = Array(String(max_length=100), max_items=200)
+LABEL = "webhook endpoint"
+
+
+def _with_secret(endpoint: WebhookEndpoint) -> dict:
+    """The endpoint as Stripe answers its creation: with `secret`, just after `metadata`."""
+    rendered = serialize_webhook_endpoint(endpoint)
+    ordered = {}
+    for key, value in rendered.items():
+        ordered[key] = value
+        if key == "metadata":
+            ordered["secret"] = endpoint.secret
+    return ordered
+
+
+def _endpoint_or_404(ctx, endpoint_id: str) -> WebhookEndpoint:
+    return get_or_404(ctx, WebhookEndpoint, endpoint_id, LABEL)
+
+
+class WebhookEndpointsView(ApiView):
+    """Create and list webhook endpoints."""
+
+    post_params = Schema(
+        {
+            "url": String(max_length=MAX_URL_LENGTH, required=True),
+            "enabled_events": Array(String(max_length=100), max_items=200, required=True),
+            "description": String(max_length=MAX_DESCRIPTION_LENGTH),
+            "connect": Boolean(),
+            "api_version": String(max_length=64),
+            "metadata": Metadata(),
+            "disabled": Boolean(),
+        }
+    )
+    get_params = Schema(
+        {key: field for key, field in lists.LIST_FIELDS.items() if key != "created"}
+    )
+
+    def post(self, ctx, params):
+        if params.get("metadata"):
+            checked_metadata(params["metadata"])
+        endpoint = services.create_webhook_endpoint(
+            ctx.account,
+            livemode=ctx.livemode,
+            url=params["url"],
+            enabled_events=params["enabled_events"],
+            description=params.get("description", ""),
+            connect=params.get("connect", False),
+            api_version=params.get("api_version", ""),
+            metadata=params.get("metadata") or None,
+            disabled=params.get("disabled", False),
+        )
+        return _with_secret(endpoint)
+
+    def get(self, ctx, params):
+        return lists.page(
+            scoped(ctx, WebhookEndpoint),
+            params,
+            url="/v1/webhook_endpoints",
+            object_label=LABEL,
+        )
+
+
+class WebhookEndpointView(ApiView):
+    """Retrieve, update and delete one webhook endpoint (never showing its secret again)."""
+
+    get_params = Schema()
+    post_params = Schema(
+        {
+            "url": String(max_length=MAX_URL_LENGTH),
+            "enabled_events": EVENTS_PARAM,
+            "description": String(max_length=MAX_DESCRIPTION_LENGTH),
+            "metadata": Metadata(),
+            "disabled": Boolean(),
+        }
+    )
+    delete_params = Schema()
+
+    def get(self, ctx, params, endpoint_id):
+        return _endpoint_or_404(ctx, endpoint_id)
+
+    def post(self, ctx, params, endpoint_id):
+        endpoint = _endpoint_or_404(ctx, endpoint_id)
+        return services.update_webhook_endpoint(endpoint, **params)
+
+    def delete(self, ctx, params, endpoint_id):
+        endpoint = _endpoint_or_404(ctx, endpoint_id)
+        services.delete_webhook_endpoint(endpoint)
+        return deleted(endpoint_id, "webhook_endpoint")

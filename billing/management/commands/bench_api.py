@@ -1,0 +1,492 @@
+"""Benchmark: create-subscription requests per second through the /v1 API on a real server.
+
+    python manage.py bench_api --requests 2000 --concurrency 8 [--profile 200]
+
+Starts gunicorn (2 sync workers) on a free local port against the configured database,
+prepares a throwaway account with a test API key, a monthly price and one customer with a
+card for every request (bulk inserts), then sends `POST /v1/subscriptions` with
+`items[0][price]` from a pool of client threads sharing one keep-alive httpx client at a fixed
+concurrency. Each subscription is charged at once (no trial), so a request covers the whole
+Stripe flow: subscription, invoice, payment intent, charge, events. The baseline, in the same
+run and on the same server, is `GET /v1/customers/{id}` for the same customers: the cost of
+the HTTP round trip, authentication and one read. It prints requests/s, p50 and p99 latency
+and errors for both, and their ratio. `--profile K` also times K service calls in-process
+(no HTTP), profiles K more and times K requests through Django's test client, to tell the
+service's share from the HTTP stack's. Everything made is deleted afterwards.
+
+The API's rate limit is lifted for the server it starts (`RELANCE_API_RATE_LIMIT=0`).
+"""
+
+import cProfile
+import io
+import logging
+import os
+import pstats
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import quote, urlencode
+
+import httpx
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import connection, transaction
+from django.test import Client, override_settings
+from django.utils import timezone
+
+from billing import services
+from billing.choices import (
+    Interval,
+    PriceType,
+    SubscriptionStatus,
+    TestCardBehavior,
+    UsageType,
+)
+from billing.models import (
+    Account,
+    ApiKey,
+    Customer,
+    CustomerBalanceTransaction,
+    Discount,
+    DueJob,
+    Event,
+    IdempotencyKey,
+    Invoice,
+    InvoiceItem,
+    InvoiceLineItem,
+    PaymentIntent,
+    PaymentMethod,
+    Price,
+    Product,
+    Subscription,
+    SubscriptionItem,
+)
+
+SERVER_START_TIMEOUT = 60  # seconds
+
+
+@dataclass
+class Run:
+    """The outcome of one phase: each request's latency and status, and the wall time."""
+
+    name: str
+    latencies: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    elapsed: float = 0.0
+    # CPU seconds the server's processes used during the phase (None where /proc is missing).
+    server_cpu: float | None = None
+
+    @property
+    def cpu_per_request(self) -> str:
+        """Server CPU milliseconds per request: unlike req/s, not lowered by other load."""
+        if self.server_cpu is None or not self.count:
+            return "n/a"
+        return f"{self.server_cpu / self.count * 1000:.1f}"
+
+    @property
+    def count(self) -> int:
+        return len(self.latencies)
+
+    @property
+    def rate(self) -> float:
+        return self.count / self.elapsed if self.elapsed else 0.0
+
+    def percentile(self, p: float) -> float:
+        """The p-th percentile latency in milliseconds (nearest rank)."""
+        if not self.latencies:
+            return 0.0
+        ordered = sorted(self.latencies)
+        rank = min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))
+        return ordered[rank] * 1000
+
+
+def database_url() -> str:
+    """The URL of the database this process is connected to, for the server it starts (under
+    pytest that is the test database, not the one DATABASE_URL names)."""
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        name = str(db["NAME"])
+        if name == ":memory:" or name.startswith("file:"):
+            raise CommandError("bench_api needs a database file that another process can open.")
+        return f"sqlite:///{Path(name).resolve()}"
+    if connection.vendor == "postgresql":
+        user = quote(db.get("USER") or "", safe="")
+        password = quote(db.get("PASSWORD") or "", safe="")
+        credentials = f"{user}:{password}@" if password else (f"{user}@" if user else "")
+        port = f":{db['PORT']}" if db.get("PORT") else ""
+        return f"postgres://{credentials}{db.get('HOST') or ''}{port}/{quote(db['NAME'], safe='')}"
+    raise CommandError(f"bench_api does not know how to share a {connection.vendor} database.")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Server:
+    """gunicorn serving this project on 127.0.0.1, started and stopped by the benchmark."""
+
+    def __init__(self, *, workers: int, env: dict):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        # Kept open for the server's life and closed by `stop`.
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "config.wsgi:application",
+                "--workers",
+                str(workers),
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--log-level",
+                "warning",
+                "--timeout",
+                "120",
+            ],
+            cwd=settings.BASE_DIR,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def wait_until_ready(self) -> None:
+        """Return once the server answers (401 without a key); raise if it dies or hangs."""
+        deadline = time.monotonic() + SERVER_START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise CommandError(f"gunicorn exited ({self.process.returncode}):\n{self.output()}")
+            try:
+                httpx.get(f"{self.url}/v1/customers", timeout=2)
+                return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise CommandError(f"gunicorn did not answer within {SERVER_START_TIMEOUT} s")
+
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")[-4000:]
+
+    def cpu_seconds(self) -> float | None:
+        """User + system CPU time of the master and its workers so far (Linux /proc)."""
+        try:
+            pids = [self.process.pid] + [
+                int(entry)
+                for entry in os.listdir("/proc")
+                if entry.isdigit() and _parent_pid(entry) == self.process.pid
+            ]
+            return sum(_cpu_seconds(pid) for pid in pids)
+        except OSError:
+            return None
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self.log.close()
+
+
+def _stat_fields(pid) -> list[str]:
+    """/proc/PID/stat after the command name (which may hold spaces): state, ppid, …"""
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rpartition(")")[2].split()
+
+
+def _parent_pid(pid) -> int | None:
+    try:
+        return int(_stat_fields(pid)[1])
+    except (OSError, IndexError, ValueError):
+        return None  # gone meanwhile, or not a process directory
+
+
+def _cpu_seconds(pid) -> float:
+    fields = _stat_fields(pid)
+    # utime and stime are fields 14 and 15 of the stat line, 12 and 13 after the name.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def fire(client: httpx.Client, name: str, requests: list, concurrency: int, server=None) -> Run:
+    """Send every `(method, path, data)` of `requests` from `concurrency` threads sharing
+    `client`; each thread takes the next request as soon as its previous one is answered."""
+    run = Run(name)
+    lock = threading.Lock()
+    position = iter(range(len(requests)))
+
+    def worker():
+        while True:
+            with lock:
+                index = next(position, None)
+            if index is None:
+                return
+            method, path, data = requests[index]
+            started = time.perf_counter()
+            try:
+                response = client.request(method, path, data=data)
+                status, text = response.status_code, response.text
+            except httpx.HTTPError as error:
+                status, text = None, repr(error)
+            latency = time.perf_counter() - started
+            with lock:
+                run.latencies.append(latency)
+                if status != 200:
+                    run.errors.append(f"{status}: {text[:300]}")
+
+    cpu_before = server.cpu_seconds() if server else None
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        for future in [pool.submit(worker) for _ in range(concurrency)]:
+            future.result()
+    run.elapsed = time.perf_counter() - started
+    cpu_after = server.cpu_seconds() if server else None
+    if cpu_before is not None and cpu_after is not None:
+        run.server_cpu = cpu_after - cpu_before
+    return run
+
+
+class Command(BaseCommand):
+    help = "Create-subscription requests per second through gunicorn, against a read baseline."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--requests", type=int, default=2000, help="create-subscription calls")
+        parser.add_argument("--concurrency", type=int, default=8)
+        parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+        parser.add_argument(
+            "--profile",
+            type=int,
+            default=0,
+            metavar="K",
+            help="also time and profile create_subscription in this process (3 x K calls)",
+        )
+
+    def handle(self, *args, requests, concurrency, workers, profile, **options):
+        if requests < 1 or concurrency < 1 or workers < 1 or profile < 0:
+            raise CommandError("--requests, --concurrency and --workers must be positive.")
+        # httpx logs every request at INFO: thousands of lines that are not the result.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url(),
+            "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "config.settings"),
+            "RELANCE_API_RATE_LIMIT": "0",
+            "DEBUG": "false",
+            "SECRET_KEY": os.environ.get("SECRET_KEY") or "bench-api-" + "x" * 50,
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "PYTHONUNBUFFERED": "1",
+        }
+        account = Account.objects.create(name="API benchmark (temporary)", metadata={"bench": "1"})
+        server = None
+        try:
+            raw_key, price, customers = self._prepare(account, requests + 3 * profile)
+            server = Server(workers=workers, env=env)
+            server.wait_until_ready()
+            self._measure(server, raw_key, price, customers[:requests], concurrency, workers)
+            if profile:
+                self._profile(raw_key, price, customers[requests:])
+        finally:
+            if server is not None:
+                server.stop()
+            self._clean(account)
+
+    def _prepare(self, account, count: int) -> tuple[str, Price, list[str]]:
+        """A test key, a monthly price, and `count` customers each with a default card."""
+        started = time.perf_counter()
+        _, raw_key = services.issue_api_key(account, livemode=False, name="bench_api")
+        product = Product.objects.create(account=account, name="Bench plan")
+        price = Price.objects.create(
+            account=account,
+            product=product,
+            currency="usd",
+            unit_amount=2900,
+            type=PriceType.RECURRING,
+            recurring_interval=Interval.MONTH,
+            recurring_interval_count=1,
+            recurring_usage_type=UsageType.LICENSED,
+        )
+        created = timezone.now() - timedelta(days=1)
+        with transaction.atomic():
+            customers = Customer.objects.bulk_create(
+                (
+                    Customer(account=account, email=f"bench{n}@bench.example", created=created)
+                    for n in range(count)
+                ),
+                batch_size=1000,
+            )
+            cards = PaymentMethod.objects.bulk_create(
+                (
+                    PaymentMethod(
+                        account=account,
+                        customer=customer,
+                        card_last4="4242",
+                        card_exp_month=12,
+                        card_exp_year=created.year + 5,
+                        test_behavior=TestCardBehavior.SUCCEED,
+                        created=created,
+                    )
+                    for customer in customers
+                ),
+                batch_size=1000,
+            )
+            for customer, card in zip(customers, cards, strict=True):
+                customer.invoice_settings_default_payment_method = card
+            Customer.objects.bulk_update(
+                customers, ["invoice_settings_default_payment_method"], batch_size=1000
+            )
+        self.stdout.write(
+            f"prepared {count:,} customers with cards in {time.perf_counter() - started:.1f} s "
+            f"({connection.vendor})"
+        )
+        return raw_key, price, [customer.pk for customer in customers]
+
+    def _measure(self, server, raw_key, price, customers, concurrency, workers) -> None:
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        with httpx.Client(
+            base_url=server.url,
+            auth=(raw_key, ""),
+            limits=limits,
+            timeout=60,
+        ) as client:
+            # Every worker loads its code and opens its database connection before timing.
+            warm = [("GET", f"/v1/customers/{customers[0]}", None)] * (workers * 10)
+            fire(client, "warm-up", warm, concurrency)
+            baseline = fire(
+                client,
+                "GET /v1/customers/{id}",
+                [("GET", f"/v1/customers/{customer}", None) for customer in customers],
+                concurrency,
+                server,
+            )
+            creates = fire(
+                client,
+                "POST /v1/subscriptions",
+                [
+                    ("POST", "/v1/subscriptions", {"customer": c, "items[0][price]": price.pk})
+                    for c in customers
+                ],
+                concurrency,
+                server,
+            )
+        made = Subscription.objects.filter(
+            account=price.account, status=SubscriptionStatus.ACTIVE
+        ).count()
+        self.stdout.write(
+            f"server: gunicorn, {workers} workers, {connection.vendor}; "
+            f"client: {concurrency} concurrent requests over keep-alive connections"
+        )
+        self.stdout.write(
+            f"  {'':26} {'requests':>9} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
+            f"{'errors':>7} {'server CPU ms/req':>18}"
+        )
+        for run in (creates, baseline):
+            self.stdout.write(
+                f"  {run.name:26} {run.count:9,} {run.rate:8.1f} {run.percentile(50):8.1f} "
+                f"{run.percentile(99):8.1f} {len(run.errors):7,} {run.cpu_per_request:>18}"
+            )
+        ratio = baseline.rate / creates.rate if creates.rate else float("inf")
+        self.stdout.write(f"  baseline / create-subscription throughput: {ratio:.1f}x")
+        load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+        self.stdout.write(
+            f"  load average at the end (1, 5, 15 min): {load} on {os.cpu_count()} CPUs"
+        )
+        self.stdout.write(f"  active subscriptions created: {made:,}")
+        for run in (creates, baseline):
+            for error in run.errors[:3]:
+                self.stdout.write(f"  {run.name} error: {error}")
+
+    def _profile(self, raw_key, price, customers) -> None:
+        """In this process, without HTTP: time `create_subscription` alone, then profile it,
+        then time the whole view through Django's test client, a third of `customers` each."""
+        # Imported here: the counter lives with the engine benchmark, which profiles the same way.
+        from billing.management.commands.bench_billing import QueryCounter
+
+        k = len(customers) // 3
+        timed, profiled, viewed = customers[:k], customers[k : 2 * k], customers[2 * k :]
+        objects = Customer.objects.in_bulk(timed + profiled)
+
+        def create(customer_ids):
+            for customer_id in customer_ids:
+                with transaction.atomic():
+                    services.create_subscription(objects[customer_id], items=[{"price": price}])
+
+        counter = QueryCounter()
+        profiler = cProfile.Profile()
+        # As the server runs: no query log (DEBUG) and no rate limit.
+        with override_settings(DEBUG=False, RELANCE_API_RATE_LIMIT=0), warnings.catch_warnings():
+            # WhiteNoise warns that collectstatic never ran; nothing static is served here.
+            warnings.filterwarnings("ignore", message="No directory at", category=UserWarning)
+            started = time.perf_counter()
+            with connection.execute_wrapper(counter):
+                create(timed)
+            service = (time.perf_counter() - started) / k
+            profiler.runcall(create, profiled)
+
+            client = Client(HTTP_AUTHORIZATION=f"Bearer {raw_key}", HTTP_HOST="127.0.0.1")
+            started = time.perf_counter()
+            for customer_id in viewed:
+                response = client.post(
+                    "/v1/subscriptions",
+                    urlencode({"customer": customer_id, "items[0][price]": price.pk}),
+                    content_type="application/x-www-form-urlencoded",
+                )
+                if response.status_code != 200:
+                    raise CommandError(f"in-process request failed: {response.content[:300]!r}")
+            view = (time.perf_counter() - started) / len(viewed)
+
+        self.stdout.write(
+            f"in-process, {k:,} calls each: create_subscription service {service * 1000:.1f} ms "
+            f"and {counter.count / k:.0f} queries per call; the whole view through Django's "
+            f"test client {view * 1000:.1f} ms per request"
+        )
+        report = io.StringIO()
+        stats = pstats.Stats(profiler, stream=report)
+        stats.sort_stats("cumulative").print_stats(25)
+        stats.sort_stats("tottime").print_stats(15)
+        self.stdout.write(report.getvalue())
+        self.stdout.write("slowest statements (count, seconds in all):")
+        for shape, calls, seconds in counter.slowest(8):
+            self.stdout.write(f"  {calls:6d} {seconds:8.2f} s  {shape}")
+
+    def _clean(self, account) -> None:
+        """Remove everything the run made (ordered for the PROTECT foreign keys)."""
+        with transaction.atomic():
+            DueJob.objects.filter(account=account).delete()
+            Event.objects.filter(account=account).delete()
+            Subscription.objects.filter(account=account).update(latest_invoice=None)
+            Invoice.objects.filter(account=account).update(payment_intent=None)
+            Customer.objects.filter(account=account).update(
+                invoice_settings_default_payment_method=None
+            )
+            for model in (
+                CustomerBalanceTransaction,
+                InvoiceItem,
+                InvoiceLineItem,
+                PaymentIntent,
+                Invoice,
+                Discount,
+                SubscriptionItem,
+                Subscription,
+                PaymentMethod,
+                Customer,
+                Price,
+                Product,
+                IdempotencyKey,
+                ApiKey,
+            ):
+                model.objects.filter(account=account).delete()
+            account.delete()

@@ -1,0 +1,35 @@
+"""`manage.py bench_api` end to end, tiny: a real gunicorn on the test database."""
+
+import importlib.util
+import io
+import os
+
+import pytest
+from django.core.management import call_command
+
+from billing.models import Account, ApiKey, Customer, Event, Subscription
+
+pytestmark = [
+    # The server is another process: it only sees committed rows.
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        importlib.util.find_spec("gunicorn") is None or not hasattr(os, "killpg"),
+        reason="gunicorn cannot start here",
+    ),
+]
+
+
+def test_bench_api_measures_creates_against_the_baseline_and_cleans_up():
+    out = io.StringIO()
+    call_command("bench_api", requests=4, concurrency=2, workers=1, profile=2, stdout=out)
+    text = out.getvalue()
+    create_line = next(line for line in text.splitlines() if "POST /v1/subscriptions" in line)
+    baseline_line = next(line for line in text.splitlines() if "GET /v1/customers" in line)
+    # method, path, requests, req/s, p50, p99, errors, server CPU
+    assert create_line.split()[2] == "4" and create_line.split()[6] == "0", text
+    assert baseline_line.split()[2] == "4" and baseline_line.split()[6] == "0", text
+    assert "baseline / create-subscription throughput" in text
+    assert "active subscriptions created: 4" in text
+    assert "create_subscription service" in text
+    for model in (Account, ApiKey, Customer, Subscription, Event):
+        assert not model.objects.exists(), model.__name__
