@@ -55,6 +55,8 @@ from billing.models import (
     Subscription,
     SubscriptionItem,
     TestClock,
+    WebhookAttempt,
+    WebhookDelivery,
     WebhookEndpoint,
 )
 from billing.models.base import ModeScoped
@@ -1332,7 +1334,130 @@ class WebhookEndpointAdmin(ModeScopedAdmin):
     search_fields = ("=id", "url", "description")
     search_help_text = "Endpoint id, URL or description"
     # The signing secret is made with the endpoint; rolling it is a service of its own (#5).
-    readonly_fields = ("id", "created", "secret")
+    # The previous secret and the failure run are the engine's.
+    readonly_fields = (
+        "id",
+        "created",
+        "secret",
+        "secret_previous",
+        "secret_previous_expires_at",
+        "failing_since",
+    )
+
+
+class WebhookAttemptInline(ReadOnlyInline):
+    model = WebhookAttempt
+    fields = (
+        "number",
+        "started_at",
+        "status_code",
+        "duration_ms",
+        "error",
+        "response_excerpt",
+        "manual",
+    )
+    readonly_fields = fields
+    ordering = ("-started_at", "-id")
+    show_change_link = False
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ViewOnlyAdmin):
+    """The delivery log: read here, written by the engine; support can resend (SPEC R-EVT-3)."""
+
+    list_display = (
+        "id",
+        link_column("event"),
+        "event_type",
+        link_column("endpoint"),
+        "status",
+        "attempt_count",
+        "last_status_code",
+        "next_attempt_at",
+        "created",
+        account_link,
+        "livemode",
+    )
+    list_select_related = ("event", "endpoint", "account")
+    list_filter = ("status", "livemode", "created")
+    # Exact ids use the primary key and the (event, endpoint) unique index.
+    search_fields = ("=id", "=event__id", "=endpoint__id")
+    search_help_text = "Exact delivery, event or endpoint id"
+    ordering = ("-created", "-id")
+    fields = (
+        "id",
+        "event",
+        "endpoint",
+        "account",
+        "livemode",
+        "test_clock",
+        "status",
+        "attempt_count",
+        "scheduled_attempts",
+        "next_attempt_at",
+        "last_status_code",
+        "last_error",
+        "created",
+        "delivered_at",
+        "lease_token",
+        "leased_until",
+    )
+    readonly_fields = fields
+    inlines = (WebhookAttemptInline,)
+    actions = ("resend",)
+
+    @admin.display(description="Event type", ordering="event__type")
+    def event_type(self, obj):
+        return obj.event.type
+
+    @admin.action(description="Resend")
+    def resend(self, request, queryset):
+        def resend_one(delivery):
+            webhook_services.resend_delivery(delivery)
+            return messages.SUCCESS, "queued for a new attempt."
+
+        for_each(self, request, queryset, resend_one)
+
+
+@admin.register(WebhookAttempt)
+class WebhookAttemptAdmin(BillingAdmin):
+    """One HTTP request of a delivery; history, never written here."""
+
+    list_display = (
+        "id",
+        link_column("delivery"),
+        "number",
+        "started_at",
+        "status_code",
+        "duration_ms",
+        "manual",
+    )
+    list_select_related = ("delivery",)
+    list_filter = ("manual", "started_at")
+    search_fields = ("=delivery__id",)
+    search_help_text = "Exact delivery id"
+    ordering = ("-id",)
+    fields = (
+        "id",
+        "delivery",
+        "number",
+        "started_at",
+        "duration_ms",
+        "status_code",
+        "error",
+        "response_excerpt",
+        "manual",
+    )
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 # ---------------------------------------------------------------------------------------------

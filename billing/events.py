@@ -14,6 +14,7 @@ from billing import batching
 from billing.clocks import now_for
 from billing.models import Account, Customer, Event
 from billing.serializers import serialize
+from billing.webhooks import routing as webhook_routing
 
 # Every event type the product may emit, with Stripe's spelling. `emit` and the subscriber
 # registry refuse anything else, so a typo fails at once instead of silently reaching nobody.
@@ -179,12 +180,16 @@ def emit(type: str, obj, **options) -> Event:
     """Record that `obj` changed (see `build` for the options); call it inside the transaction
     that made the change. Subscribers hear of the event once that transaction commits."""
     event = build(type, obj, **options)
+    # The endpoints it goes to (read once per batch), before `pending_webhooks` is saved.
+    webhook_routing.route(event, obj)
     batch = batching.active()
     if batch is not None:
         # Written (and dispatched) with the rest of the batch, in this same order.
         batch.events.append(event)
         return event
     event.save(force_insert=True)
+    # Its webhook deliveries, in the same transaction (the outbox, SPEC R-EVT-2).
+    webhook_routing.write([event])
     _dispatch_after_commit([event])
     return event
 
@@ -192,6 +197,7 @@ def emit(type: str, obj, **options) -> Event:
 def save_many(built: list[Event]) -> None:
     """Save events `emit` collected in a batch, in order, and dispatch them after commit."""
     batching.bulk_insert(Event, built)
+    webhook_routing.write(built)
     _dispatch_after_commit(built)
 
 

@@ -459,3 +459,196 @@ class RecoverySettingsForm(forms.Form):
             raise forms.ValidationError("Enter whole numbers of days, separated by commas.")
         # The limits (count, days per gap) are the model's: RecoverySettings.clean().
         return [int(part) for part in parts]
+
+
+# -- Webhooks -----------------------------------------------------------------------------------
+
+# "5m", "1h", "2d" or plain seconds: how the retry-schedule field reads and writes wait times.
+_DURATION = re.compile(r"^(\d+)\s*([smhd]?)$")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def format_delays(delays) -> str:
+    """`[300, 3600]` → `"5m, 1h"`: a retry schedule as the endpoint form shows it."""
+    parts = []
+    for delay in delays or []:
+        for unit in ("d", "h", "m"):
+            if delay % _UNIT_SECONDS[unit] == 0:
+                parts.append(f"{delay // _UNIT_SECONDS[unit]}{unit}")
+                break
+        else:
+            parts.append(f"{delay}s")
+    return ", ".join(parts)
+
+
+class WebhookEndpointForm(forms.Form):
+    """An endpoint's URL, the events it receives, its description, Connect flag and retries.
+
+    The service validates the URL (scheme, and in live mode no private address) and the event
+    types; the form only shapes the input.
+    """
+
+    url = forms.CharField(
+        label="Endpoint URL",
+        max_length=2048,
+        widget=forms.URLInput(attrs={"placeholder": "https://example.com/webhooks/relance"}),
+    )
+    description = forms.CharField(
+        required=False,
+        max_length=5000,
+        widget=forms.TextInput(attrs={"placeholder": "What this endpoint is for"}),
+    )
+    all_events = forms.BooleanField(
+        required=False,
+        label="Send every event",
+        help_text="Every event type, including ones added later.",
+    )
+    enabled_events = forms.MultipleChoiceField(
+        required=False,
+        label="Events to send",
+        choices=[(name, name) for name in EVENT_TYPES],
+        widget=forms.CheckboxSelectMultiple(attrs={"class": "event-choices"}),
+    )
+    connect = forms.BooleanField(
+        required=False,
+        label="Events of connected accounts",
+        help_text="Receive your connected accounts' events instead of this account's.",
+    )
+    retry_schedule = forms.CharField(
+        required=False,
+        label="Retry schedule",
+        max_length=500,
+        help_text="Waits after each failed attempt, e.g. “5m, 1h, 6h, 1d”. "
+        "Leave empty for the standard schedule.",
+    )
+    field_order = ["url", "description", "all_events", "enabled_events", "connect"]
+
+    def __init__(self, *args, allow_connect=True, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not allow_connect:
+            # Connected accounts have no connected accounts; and an endpoint keeps the audience
+            # it was made for (Stripe fixes `connect` at creation too).
+            del self.fields["connect"]
+
+    @classmethod
+    def initial_for(cls, endpoint) -> dict:
+        """The form's initial values for an existing endpoint."""
+        events = list(endpoint.enabled_events or [])
+        return {
+            "url": endpoint.url,
+            "description": endpoint.description,
+            "all_events": "*" in events,
+            "enabled_events": [name for name in events if name != "*"],
+            "connect": endpoint.connect,
+            "retry_schedule": format_delays(endpoint.retry_schedule),
+        }
+
+    def clean_retry_schedule(self):
+        text = (self.cleaned_data.get("retry_schedule") or "").strip()
+        if not text:
+            return []
+        delays = []
+        for part in filter(None, (piece.strip().lower() for piece in text.split(","))):
+            match = _DURATION.match(part)
+            if not match:
+                raise forms.ValidationError(
+                    f"“{part}” is not a wait time: write a number with s, m, h or d, e.g. 30m."
+                )
+            delays.append(int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+        return delays
+
+    def clean(self):
+        cleaned = super().clean()
+        if not cleaned.get("all_events") and not cleaned.get("enabled_events"):
+            self.add_error("enabled_events", "Choose at least one event, or send every event.")
+        return cleaned
+
+    def service_fields(self) -> dict:
+        """The cleaned data as the webhook services take it."""
+        data = self.cleaned_data
+        fields = {
+            "url": data["url"].strip(),
+            "description": data.get("description") or "",
+            "enabled_events": ["*"] if data.get("all_events") else list(data["enabled_events"]),
+            "retry_schedule": data.get("retry_schedule") or [],
+        }
+        if "connect" in self.fields:
+            fields["connect"] = bool(data.get("connect"))
+        return fields
+
+
+class WebhookEndpointFilterForm(ListFilterForm):
+    """Webhook endpoints by status."""
+
+    status = forms.ChoiceField(
+        required=False,
+        choices=_with_blank([("enabled", "Enabled"), ("disabled", "Disabled")]),
+    )
+    field_order = ["status", "created_from", "created_to"]
+
+    def apply(self, queryset, data):
+        if data.get("status"):
+            queryset = queryset.filter(status=data["status"])
+        return queryset
+
+
+class WebhookDeliveryFilterForm(ListFilterForm):
+    """An endpoint's deliveries by status and event type (`invoice.*` for a family)."""
+
+    status = forms.ChoiceField(
+        required=False,
+        choices=_with_blank(
+            [("pending", "Pending"), ("succeeded", "Succeeded"), ("failed", "Failed")]
+        ),
+    )
+    event_type = forms.CharField(
+        required=False,
+        label="Event type",
+        max_length=100,
+        widget=forms.TextInput(
+            attrs={"placeholder": "invoice.paid or invoice.*", "list": "event-types"}
+        ),
+    )
+    field_order = ["status", "event_type", "created_from", "created_to"]
+
+    def apply(self, queryset, data):
+        if data.get("status"):
+            queryset = queryset.filter(status=data["status"])
+        event_type = (data.get("event_type") or "").strip()
+        if event_type.endswith("*"):
+            queryset = queryset.filter(event__type__startswith=event_type[:-1])
+        elif event_type:
+            queryset = queryset.filter(event__type=event_type)
+        return queryset
+
+
+class ReplayDeliveriesForm(forms.Form):
+    """Send an endpoint's deliveries of a time range again: failed ones only, or all."""
+
+    since = DateTimeLocalField(label="From")
+    until = DateTimeLocalField(label="To")
+    which = forms.ChoiceField(
+        label="Deliveries",
+        choices=[("failed", "Failed only"), ("all", "All, succeeded included")],
+        initial="failed",
+    )
+    prefix = "replay"
+
+    def clean(self):
+        cleaned = super().clean()
+        since, until = cleaned.get("since"), cleaned.get("until")
+        if since and until and since >= until:
+            self.add_error("until", "Must be after “From”.")
+        return cleaned
+
+
+class RollSecretForm(forms.Form):
+    """How long the old signing secret keeps signing beside the new one."""
+
+    overlap_hours = forms.TypedChoiceField(
+        label="Old secret expires",
+        coerce=int,
+        choices=[(0, "Now"), (1, "In 1 hour"), (12, "In 12 hours"), (24, "In 24 hours")],
+        initial=24,
+    )
+    prefix = "roll"

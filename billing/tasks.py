@@ -59,3 +59,17 @@ def run_due_jobs(job_ids: list[int]) -> int:
     from billing import timeline
 
     return timeline.run_many([int(job_id) for job_id in job_ids])
+
+
+def deliver_webhooks(delivery_ids: list[str]) -> int:
+    """First attempts of deliveries whose event just committed (the outbox's fast path)."""
+    from billing.webhooks import delivery
+
+    return delivery.deliver(list(delivery_ids), first_only=True)
+
+
+def resend_webhook_deliveries(delivery_ids: list[str]) -> int:
+    """One attempt more for each delivery, whatever its status (resend and replay)."""
+    from billing.webhooks import delivery
+
+    return delivery.deliver(list(delivery_ids), manual=True)

@@ -11,6 +11,7 @@ from billing.views import (
     session,
     subscriptions,
     test_clocks,
+    webhooks,
 )
 from billing.views import settings as settings_views
 
@@ -40,6 +41,25 @@ urlpatterns = [
     ),
     path("events/", events.EventListView.as_view(), name="events"),
     path("events/<str:pk>/", events.EventDetailView.as_view(), name="event_detail"),
+    path("webhooks/", webhooks.WebhookListView.as_view(), name="webhooks"),
+    path("webhooks/<str:pk>/", webhooks.WebhookDetailView.as_view(), name="webhook_detail"),
+    path("webhooks/<str:pk>/edit/", webhooks.WebhookEditView.as_view(), name="webhook_edit"),
+    path("webhooks/<str:pk>/delete/", webhooks.WebhookDeleteView.as_view(), name="webhook_delete"),
+    path(
+        "webhooks/<str:pk>/actions/<slug:action>/",
+        webhooks.WebhookActionView.as_view(),
+        name="webhook_action",
+    ),
+    path(
+        "webhook-deliveries/<str:pk>/",
+        webhooks.DeliveryDetailView.as_view(),
+        name="webhook_delivery",
+    ),
+    path(
+        "webhook-deliveries/<str:pk>/resend/",
+        webhooks.DeliveryResendView.as_view(),
+        name="webhook_delivery_resend",
+    ),
     path("test-clocks/", test_clocks.TestClockListView.as_view(), name="test_clocks"),
     path(
         "test-clocks/<str:pk>/",

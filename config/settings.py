@@ -163,6 +163,16 @@ RELANCE_API_IDEMPOTENCY_LOCK_SECONDS = env.int(
     "RELANCE_API_IDEMPOTENCY_LOCK_SECONDS", 60, minimum=1
 )
 
+# Webhook deliveries (docs/webhooks.md). Live-mode endpoints may not point at loopback, private
+# or link-local addresses unless this is on (local development); test-mode ones always may.
+RELANCE_WEBHOOKS_ALLOW_PRIVATE = env.bool("RELANCE_WEBHOOKS_ALLOW_PRIVATE", False)
+# Seconds an endpoint has to answer (Stripe: at most 15; 2xx or it is retried).
+RELANCE_WEBHOOKS_TIMEOUT = env.int("RELANCE_WEBHOOKS_TIMEOUT", 15, minimum=1)
+# An endpoint whose deliveries have failed for this many hours on end is disabled.
+RELANCE_WEBHOOKS_DISABLE_AFTER_HOURS = env.int(
+    "RELANCE_WEBHOOKS_DISABLE_AFTER_HOURS", 72, minimum=1
+)
+
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
@@ -183,4 +193,7 @@ LOGGING = {
         "handlers": ["console"],
         "level": env.choice("LOG_LEVEL", "INFO", {"DEBUG", "INFO", "WARNING", "ERROR"}),
     },
+    # httpx logs every request at INFO: one line per webhook attempt, which the delivery log
+    # already records.
+    "loggers": {"httpx": {"level": "WARNING"}},
 }

@@ -10,7 +10,12 @@ from billing.models.jobs import DueJob, RecoverySettings
 from billing.models.payments import PaymentIntent
 from billing.models.subscriptions import Subscription, SubscriptionItem
 from billing.models.test_clocks import TestClock
-from billing.models.webhooks import WebhookEndpoint
+from billing.models.webhooks import (
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookDeliveryStatus,
+    WebhookEndpoint,
+)
 
 __all__ = [
     "Account",
@@ -35,5 +40,8 @@ __all__ = [
     "Subscription",
     "SubscriptionItem",
     "TestClock",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookDeliveryStatus",
     "WebhookEndpoint",
 ]

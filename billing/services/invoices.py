@@ -537,10 +537,15 @@ def update_invoice(
 def schedule_finalization(invoice: Invoice) -> None:
     """Finalize (and collect) about an hour after creation (SPEC R-INV-2).
 
-    The webhook hold — finalize an hour after every `invoice.created` endpoint answered, or
-    after 72 hours — plugs in here when webhook endpoints exist: they reschedule this job.
+    The webhook hold: a renewal invoice whose `invoice.created` some enabled endpoint listens
+    to waits up to 72 hours; the delivery that completes the set of 2xx answers brings the job
+    forward to an hour after it (billing.webhooks.hold).
     """
-    timeline.schedule("finalize_invoice", invoice, at=invoice.created + FINALIZATION_DELAY)
+    # Imported here: the webhooks package imports the models and timeline this module uses.
+    from billing.webhooks import hold
+
+    delay = hold.finalization_delay(invoice) or FINALIZATION_DELAY
+    timeline.schedule("finalize_invoice", invoice, at=invoice.created + delay)
 
 
 # --- finalizing ---------------------------------------------------------------------------

@@ -38,6 +38,11 @@ BADGE_TONES = {
     "uncollectible": "danger",
     "internal_failure": "danger",
     "revoked": "danger",
+    # Webhook endpoints and deliveries.
+    "enabled": "success",
+    "disabled": "neutral",
+    "pending": "info",
+    "failed": "danger",
 }
 
 # Where a Stripe id's detail page is, by prefix (pages that exist; others show plain ids).
@@ -47,6 +52,8 @@ DETAIL_PAGES = {
     "in": "dashboard:invoice_detail",
     "evt": "dashboard:event_detail",
     "clock": "dashboard:test_clock_detail",
+    "we": "dashboard:webhook_detail",
+    "whdel": "dashboard:webhook_delivery",
 }
 
 

@@ -112,20 +112,13 @@ class ListView(MemberRequiredMixin, View):
             "filter_query": _filter_query(request.GET),
             **self.get_context(),
         }
-        is_partial = (
-            request.htmx
-            and request.htmx.target == self.results_id
-            and not request.htmx.history_restore_request
+        return render_filtered(
+            request,
+            context,
+            page_template=self.template_name,
+            results_template=self.table_template,
+            results_id=self.results_id,
         )
-        response = render(
-            request, self.table_template if is_partial else self.template_name, context
-        )
-        if is_partial:
-            # The address bar gets the filters that are set, not every empty field of the form.
-            query = urlencode([(k, v) for k, v in request.GET.items() if v])
-            response["HX-Push-Url"] = f"{request.path}?{query}" if query else request.path
-        patch_vary_headers(response, ["HX-Request", "HX-Target"])
-        return response
 
     def paginate(self, queryset, base):
         after = self.request.GET.get("after") or None
@@ -146,6 +139,26 @@ class ListView(MemberRequiredMixin, View):
 
     def get_context(self) -> dict:
         return {}
+
+
+def render_filtered(request, context, *, page_template, results_template, results_id, status=200):
+    """A page with a filtered list: the whole page, or only the results when htmx asks for
+    the element `results_id` (a filter change or a page link), with the filters that are set
+    pushed to the address bar."""
+    is_partial = (
+        request.htmx
+        and request.htmx.target == results_id
+        and not request.htmx.history_restore_request
+    )
+    response = render(
+        request, results_template if is_partial else page_template, context, status=status
+    )
+    if is_partial:
+        # The address bar gets the filters that are set, not every empty field of the form.
+        query = urlencode([(k, v) for k, v in request.GET.items() if v])
+        response["HX-Push-Url"] = f"{request.path}?{query}" if query else request.path
+    patch_vary_headers(response, ["HX-Request", "HX-Target"])
+    return response
 
 
 def _filter_query(query_dict) -> str:

@@ -3,7 +3,7 @@
 import json
 
 from billing.forms import EVENT_TYPES, EventFilterForm
-from billing.models import Event
+from billing.models import Event, WebhookDelivery
 from billing.views.base import DetailView, ListView
 
 
@@ -24,7 +24,7 @@ class EventListView(ListView):
 
 
 class EventDetailView(DetailView):
-    """One event and its JSON."""
+    """One event, its JSON, and its deliveries to this account's webhook endpoints."""
 
     model = Event
     template_name = "dashboard/events/detail.html"
@@ -35,4 +35,9 @@ class EventDetailView(DetailView):
             "data_json": json.dumps(event.data, indent=2, ensure_ascii=False),
             "data_object": (event.data or {}).get("object") or {},
             "previous_attributes": (event.data or {}).get("previous_attributes"),
+            # Deliveries to this account's endpoints only: a connected account's event also
+            # goes to its platform's Connect endpoints, which are not this account's to see.
+            "deliveries": WebhookDelivery.objects.filter(event=event, account=self.request.account)
+            .select_related("endpoint")
+            .order_by("created", "pk"),
         }

@@ -47,6 +47,8 @@ from billing.models import (
     Subscription,
     SubscriptionItem,
     TestClock,
+    WebhookAttempt,
+    WebhookDelivery,
     WebhookEndpoint,
 )
 from billing.services.customers import add_card
@@ -75,6 +77,17 @@ def _discount(account, i):
 def _invoice(account, i):
     customer = _customer(account, i)
     return factories.make_invoice(customer, subscription=factories.make_subscription(customer))
+
+
+def _webhook_delivery(account, i):
+    endpoint = WebhookEndpoint.objects.create(
+        account=account, url=f"https://hooks.example.com/d{i}", enabled_events=["*"]
+    )
+    return WebhookDelivery.objects.create(
+        account=account,
+        event=factories.make_event(account, obj=_customer(account, i)),
+        endpoint=endpoint,
+    )
 
 
 # One saved object of each model, the i-th of its kind (so unique fields stay unique).
@@ -124,6 +137,10 @@ BUILDERS = {
     TestClock: lambda account, i: factories.make_test_clock(account, name=f"Clock {i}"),
     WebhookEndpoint: lambda account, i: WebhookEndpoint.objects.create(
         account=account, url=f"https://hooks.example.com/{i}", enabled_events=["*"]
+    ),
+    WebhookDelivery: lambda account, i: _webhook_delivery(account, i),
+    WebhookAttempt: lambda account, i: WebhookAttempt.objects.create(
+        delivery=_webhook_delivery(account, i), status_code=500, error="HTTP 500"
     ),
 }
 

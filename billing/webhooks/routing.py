@@ -1,0 +1,166 @@
+"""Which endpoints hear an event, and the outbox rows written with it (SPEC R-EVT-2, R-EVT-4).
+
+An event goes to its own account's enabled endpoints of its mode that listen to its type
+(`connect=False`), and, when the account is a connected account, to its platform's enabled
+`connect=True` endpoints of that mode. The delivery rows are written in the event's
+transaction: a committed event always has them, and a rolled-back one never does.
+
+Cost: one query per (account, mode) per batch (`batching.cached`), and one per emit outside a
+batch; an account without endpoints pays that query and nothing else.
+"""
+
+import threading
+from datetime import timedelta
+
+from django.db import connection, transaction
+from django.db.models import Q
+
+from billing import batching, clocks
+from billing.models import (
+    Account,
+    DueJob,
+    Event,
+    WebhookDelivery,
+    WebhookDeliveryStatus,
+    WebhookEndpoint,
+)
+from billing.models.webhooks import WebhookEndpointStatus
+
+JOB_KIND = "webhook_delivery"
+# The outbox job of a new delivery waits this long for the fast path (a task started on
+# commit) to make the first attempt; it makes the attempt itself if that task was lost.
+FIRST_ATTEMPT_GRACE = timedelta(minutes=1)
+# Deliveries handed to one task: small enough that a crowd is shared between workers.
+TASK_CHUNK = 100
+
+
+def endpoints_query(account_id: str, livemode: bool):
+    """Enabled endpoints that receive the events of `account_id` in this mode."""
+    platform = Account.objects.filter(pk=account_id).values("platform_id")
+    return WebhookEndpoint.objects.filter(
+        Q(account_id=account_id, connect=False) | Q(account_id__in=platform, connect=True),
+        livemode__in=[bool(livemode)],
+        status=WebhookEndpointStatus.ENABLED,
+    ).order_by("created", "id")
+
+
+def endpoints_for(account_id: str, livemode: bool) -> list[WebhookEndpoint]:
+    """`endpoints_query`, read once per batch (every event of a renewal crowd asks)."""
+    return batching.cached(
+        ("webhook_endpoints", account_id, bool(livemode)),
+        lambda: list(endpoints_query(account_id, livemode)),
+    )
+
+
+def listening(account_id: str, livemode: bool, event_type: str) -> list[WebhookEndpoint]:
+    """The endpoints an event of `event_type` goes to."""
+    return [
+        endpoint
+        for endpoint in endpoints_for(account_id, livemode)
+        if endpoint.listens_to(event_type)
+    ]
+
+
+def route(event: Event, obj=None) -> None:
+    """Find `event`'s endpoints before it is saved; `write` makes their deliveries.
+
+    Sets `pending_webhooks` (Stripe's count of deliveries not yet successful) and remembers
+    the endpoints and the event's clock on the instance.
+    """
+    endpoints = listening(event.account_id, event.livemode, event.type)
+    event.pending_webhooks = len(endpoints)
+    event._webhook_endpoints = endpoints
+    # Only asked when someone listens: clock_id_for may load the object's customer.
+    event._webhook_clock_id = clocks.clock_id_for(obj) if endpoints and obj is not None else None
+
+
+def write(saved: list[Event]) -> list[WebhookDelivery]:
+    """Write the deliveries (and their outbox jobs) of saved events, and start sending them
+    once the transaction commits."""
+    deliveries, jobs = [], []
+    for event in saved:
+        endpoints = getattr(event, "_webhook_endpoints", None)
+        if endpoints is None:
+            # Built without `emit` (so never routed): route it now.
+            route(event)
+            endpoints = event._webhook_endpoints
+            if endpoints:
+                Event.objects.filter(pk=event.pk).update(pending_webhooks=len(endpoints))
+        clock_id = getattr(event, "_webhook_clock_id", None)
+        for endpoint in endpoints:
+            delivery = WebhookDelivery(
+                account_id=endpoint.account_id,
+                livemode=endpoint.livemode,
+                event_id=event.pk,
+                endpoint_id=endpoint.pk,
+                test_clock_id=clock_id,
+                status=WebhookDeliveryStatus.PENDING,
+                next_attempt_at=event.created,
+                created=event.created,
+            )
+            deliveries.append(delivery)
+            # Built as timeline.schedule builds jobs; a new delivery has no job to replace.
+            jobs.append(
+                DueJob(
+                    account_id=endpoint.account_id,
+                    livemode=endpoint.livemode,
+                    kind=JOB_KIND,
+                    target_id=delivery.pk,
+                    due_at=event.created + FIRST_ATTEMPT_GRACE,
+                    test_clock_id=clock_id,
+                )
+            )
+    if not deliveries:
+        return deliveries
+    if len(deliveries) == 1:
+        deliveries[0].save(force_insert=True)
+        jobs[0].save(force_insert=True)
+    else:
+        batching.bulk_insert(WebhookDelivery, deliveries)
+        DueJob.objects.bulk_create(jobs, batch_size=1000)
+    send_after_commit([delivery.pk for delivery in deliveries])
+    return deliveries
+
+
+# The deliveries of the current transaction, sent by one task after it commits.
+_local = threading.local()
+
+
+class _Pending:
+    """Delivery ids collected in one transaction, handed to workers after it commits."""
+
+    def __init__(self):
+        self.ids: list[str] = []
+        self.sent = False
+
+    def __call__(self):
+        from django_q.tasks import async_task
+
+        self.sent = True
+        ids, self.ids = self.ids, []
+        for start in range(0, len(ids), TASK_CHUNK):
+            async_task("billing.tasks.deliver_webhooks", ids[start : start + TASK_CHUNK])
+
+
+def send_after_commit(ids: list[str]) -> None:
+    """Start a task for these deliveries once the transaction commits (at once outside one).
+
+    All the deliveries of one transaction share its callback: a service emitting eight events
+    starts one task, not eight. A callback dropped by a rollback is noticed (it is no longer
+    among the connection's) and a new one registered.
+    """
+    if not connection.in_atomic_block:
+        pending = _Pending()
+        pending.ids.extend(ids)
+        pending()
+        return
+    pending = getattr(_local, "pending", None)
+    registered = (
+        pending is not None
+        and not pending.sent
+        and any(callback is pending for _sids, callback, _robust in connection.run_on_commit)
+    )
+    if not registered:
+        pending = _local.pending = _Pending()
+        transaction.on_commit(pending)
+    pending.ids.extend(ids)
