@@ -1,9 +1,10 @@
-"""/v1/events: retrieve and list, filtered by `type` (with `*` wildcards), `types[]`, `created`."""
+"""/v1/events: retrieve and list, filtered by `type` (with `*` wildcards), `types[]`, `created`,
+`delivery_success`."""
 
 from billing.api import lists
 from billing.api.base import ApiView, get_or_404, scoped
 from billing.api.errors import invalid
-from billing.api.params import Array, Schema, String, Unsupported
+from billing.api.params import Array, Boolean, Schema, String
 from billing.models import Event
 
 TYPE = String(max_length=100)
@@ -26,7 +27,7 @@ class EventsView(ApiView):
             **lists.LIST_FIELDS,
             "type": TYPE,
             "types": Array(TYPE, max_items=20),
-            "delivery_success": Unsupported("Webhook deliveries are not recorded on events yet."),
+            "delivery_success": Boolean(),
         }
     )
 
@@ -38,6 +39,13 @@ class EventsView(ApiView):
             events = _type_filter(events, params["type"])
         if params.get("types"):
             events = events.filter(type__in=params["types"])
+        if params.get("delivery_success") is not None:
+            # `pending_webhooks` counts deliveries not yet answered 2xx (pending or failed), as
+            # Stripe's does: true lists events every endpoint received, false the others.
+            if params["delivery_success"]:
+                events = events.filter(pending_webhooks=0)
+            else:
+                events = events.filter(pending_webhooks__gt=0)
         return lists.page(
             events,
             params,

@@ -5,7 +5,7 @@ import time
 import pytest
 import stripe
 
-from billing.models import Customer, TestClock
+from billing.models import Customer, Event, TestClock
 from tests import factories
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -37,6 +37,20 @@ def test_events_are_retrieved_and_listed_by_type_types_and_created(sdk):
     with pytest.raises(stripe.InvalidRequestError) as raised:
         sdk.v1.events.list(params={"type": "customer.*.x"})
     assert raised.value.param == "type"
+
+
+def test_events_are_listed_by_delivery_success(sdk, account):
+    """Stripe's `delivery_success`: true lists events every endpoint answered 2xx, false those
+    with a delivery pending or failed (`pending_webhooks` > 0)."""
+    delivered = factories.make_event(account, type="customer.created")
+    waiting = factories.make_event(account, type="customer.updated")
+    Event.objects.filter(pk=waiting.pk).update(pending_webhooks=1)
+
+    ok = sdk.v1.events.list(params={"delivery_success": True})
+    assert [e.id for e in ok.data] == [delivered.id]
+    not_yet = sdk.v1.events.list(params={"delivery_success": False})
+    assert [e.id for e in not_yet.data] == [waiting.id]
+    assert not_yet.data[0].pending_webhooks == 1
 
 
 def test_events_of_other_accounts_and_of_live_mode_are_not_listed(
