@@ -197,3 +197,16 @@ LOGGING = {
     # already records.
     "loggers": {"httpx": {"level": "WARNING"}},
 }
+
+# Customer emails (docs/notifications.md). Links in emails lead to the hosted pages at this
+# public address: /pay/<token>/ and /manage/<token>/. EMAIL_URL picks the backend (SMTP, or a
+# provider through django-anymail with EMAIL_BACKEND=anymail.backends.<provider>.EmailBackend).
+RELANCE_PUBLIC_URL = env.str("RELANCE_PUBLIC_URL", "http://localhost:8000")
+if env.raw("EMAIL_BACKEND"):
+    EMAIL_BACKEND = env.str("EMAIL_BACKEND", "")
+# Provider credentials for anymail, e.g. ANYMAIL_POSTMARK_SERVER_TOKEN, read as they are named.
+ANYMAIL = {
+    name.removeprefix("ANYMAIL_"): value
+    for name, value in os.environ.items()
+    if name.startswith("ANYMAIL_") and value
+}

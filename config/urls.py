@@ -21,5 +21,7 @@ urlpatterns = [
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # Settings → Emails and the email log (before the dashboard's catch-all prefix).
+    path("", include("notifications.urls")),
     path("", include("billing.urls")),
 ]

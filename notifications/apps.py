@@ -6,3 +6,8 @@ class NotificationsConfig(AppConfig):
 
     name = "notifications"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        # Event subscribers and due-job handlers register themselves when their modules load.
+        from notifications import subscribers  # noqa: F401
+        from notifications.services import emails, sending  # noqa: F401

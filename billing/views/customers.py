@@ -5,6 +5,7 @@ from django.db.models import Prefetch, Q
 from billing.forms import CustomerFilterForm
 from billing.models import Customer, Event, Invoice, Subscription, SubscriptionItem
 from billing.views.base import DetailView, ListView
+from notifications.views import customer_emails
 
 # Detail pages show the latest few related rows and link to the filtered list for the rest.
 RELATED_LIMIT = 10
@@ -61,4 +62,6 @@ class CustomerDetailView(DetailView):
             ).order_by("-created"),
             "events": events[:RELATED_LIMIT],
             "related_limit": RELATED_LIMIT,
+            # The customer's recent emails (SPEC R-MAIL-9), shown by the notifications partial.
+            "customer_emails": customer_emails(self.request, customer),
         }
