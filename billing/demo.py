@@ -83,6 +83,7 @@ from billing.services import issue_api_key, update_recovery_settings
 from billing.services import subscriptions as subscribing
 from billing.services.customers import add_card, create_customer
 from billing.services.test_clocks import advance_test_clock, create_test_clock
+from notifications.services.settings import update_email_settings
 
 SEED = 20240917
 ACCOUNT_NAME = "Northwind Software"
@@ -1092,6 +1093,15 @@ def load_demo(*, now: datetime, seed: int = SEED, reset: bool = False) -> LoadRe
     )
     ExchangeRate.objects.create(account=account, currency="eur", rate=EUR_TO_USD)
     update_recovery_settings(account, livemode=False, **TEST_RECOVERY)
+    # Test mode emails only the verified domain (SPEC R-MAIL-8): customers at mail.example get
+    # theirs when the demo clock is advanced, the others' show in the email log as not sent.
+    update_email_settings(
+        account,
+        livemode=False,
+        verified_domain=PERSONAL_DOMAINS[0],
+        upcoming_renewal=True,
+        invoice_reminders=True,
+    )
     catalogs = {
         mode: build_catalog(account, mode, account.created + timedelta(days=2))
         for mode in (False, True)

@@ -142,6 +142,17 @@ def test_non_owner_sees_settings_read_only_without_api_keys(read_only_client, ac
     assert b"<form" not in response.content.split(b'id="account"')[1].split(b"</section>")[0]
 
 
+def test_settings_lead_owners_to_edit_the_customer_email_settings(member_client):
+    page = member_client.get(reverse("dashboard:settings")).content.decode()
+    assert reverse("notifications:settings") in page
+    assert "Edit customer emails" in page
+
+
+def test_settings_lead_other_members_to_view_the_customer_email_settings(read_only_client):
+    page = read_only_client.get(reverse("dashboard:settings")).content.decode()
+    assert "View customer emails" in page
+
+
 def test_team_members_are_listed_with_roles(member_client, account, other_account):
     factories.make_member(account, email="viewer@acme.test", role=Role.READ_ONLY)
     factories.make_member(other_account, email="stranger@globex.test")

@@ -58,6 +58,7 @@ from billing.models import (
     Subscription,
     SubscriptionItem,
 )
+from notifications.models import EmailSettings
 
 NOW = datetime(2025, 1, 31, 15, 30, tzinfo=UTC)
 CLOCK_START = datetime(2024, 7, 31, tzinfo=UTC)
@@ -152,6 +153,15 @@ def test_revenue_recovery_retries_then_marks_unpaid_in_test_mode(demo_account):
     settings = RecoverySettings.objects.get(account=demo_account, livemode=False)
     assert settings.retry_mode == "custom" and settings.retry_days == [3, 5, 7]
     assert settings.after_retries_subscription == "unpaid"
+
+
+def test_test_mode_emails_go_to_one_verified_domain_with_renewal_and_invoice_reminders(
+    demo_account,
+):
+    # SPEC R-MAIL-8: the other customers' emails are logged as not sent, with the reason.
+    settings = EmailSettings.objects.get(account=demo_account, livemode=False)
+    assert settings.verified_domain == "mail.example"
+    assert settings.upcoming_renewal and settings.invoice_reminders
 
 
 def test_three_products_are_priced_monthly_and_yearly_in_usd_and_eur(demo_account):
