@@ -6,3 +6,7 @@ class AutomationsConfig(AppConfig):
 
     name = "automations"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        # The step job handler and the event subscribers register themselves on import.
+        from automations import engine, subscribers  # noqa: F401

@@ -23,5 +23,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     # Settings → Emails and the email log (before the dashboard's catch-all prefix).
     path("", include("notifications.urls")),
+    # Automations (before the dashboard's catch-all prefix).
+    path("", include("automations.urls")),
     path("", include("billing.urls")),
 ]

@@ -161,11 +161,22 @@ def _load_card(payment_method_id):
 # ---- invoices ---------------------------------------------------------------------------------
 
 
+def _automation_took(trigger: str, object_id: str) -> bool:
+    """Whether an automation handles this trigger for this object, so the account's default
+    email for it is not sent (SPEC R-AUTO-6). The automations app is installed before this one,
+    so its subscribers have matched the event by the time ours run."""
+    from automations import engine as automations
+
+    return automations.taken(trigger, object_id)
+
+
 @transaction.atomic
 def payment_failed(event) -> EmailLog | None:
     """A failed automatic payment: tell the customer and link to the payment-update page."""
     invoice = _load_invoice(event.object_id)
     if invoice is None or invoice.collection_method != CollectionMethod.CHARGE_AUTOMATICALLY:
+        return None
+    if _automation_took("subscription_payment_failed", invoice.pk):
         return None
     settings = email_settings(invoice.account_id, invoice.livemode)
     if not settings.payment_failed:
@@ -258,6 +269,8 @@ def invoice_finalized(event) -> EmailLog | None:
     collection), and plan the unpaid-invoice reminders of a subscription's invoice."""
     invoice = _load_invoice(event.object_id)
     if invoice is None or invoice.collection_method != CollectionMethod.SEND_INVOICE:
+        return None
+    if _automation_took("invoice_finalized", invoice.pk):
         return None
     settings = email_settings(invoice.account_id, invoice.livemode)
     sent = None
@@ -447,7 +460,7 @@ def upcoming_renewal(event) -> EmailLog | None:
 def subscription_canceled(event) -> EmailLog | None:
     """The subscription has ended (`customer.subscription.deleted`)."""
     subscription = _load_subscription(event.object_id)
-    if subscription is None:
+    if subscription is None or _automation_took("subscription_canceled", subscription.pk):
         return None
     settings = email_settings(subscription.account_id, subscription.livemode)
     if not settings.subscription_canceled:
