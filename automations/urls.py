@@ -17,4 +17,5 @@ urlpatterns = [
     path("automations/<str:pk>/edit/", views.BuilderView.as_view(), name="edit"),
     path("automations/<str:pk>/move/", views.MoveView.as_view(), name="move"),
     path("automations/<str:pk>/toggle/", views.ToggleView.as_view(), name="toggle"),
+    path("automations/<str:pk>/delete/", views.DeleteView.as_view(), name="delete"),
 ]

@@ -138,6 +138,22 @@ class ToggleView(ManageMixin, View):
         return redirect(request.POST.get("next") or reverse("automations:list"))
 
 
+class DeleteView(ManageMixin, View):
+    """GET: confirm; POST: delete the automation, canceling its runs in progress."""
+
+    def get(self, request, pk):
+        automation = get_scoped_or_404(request, Automation, pk=pk)
+        running = automation.runs.filter(status=RunStatus.RUNNING).count()
+        context = {"automation": automation, "running": running}
+        return render(request, "automations/delete.html", context)
+
+    def post(self, request, pk):
+        automation = get_scoped_or_404(request, Automation, pk=pk)
+        services.delete_automation(automation)
+        messages.success(request, f"“{automation.name}” deleted.")
+        return redirect("automations:list")
+
+
 class BuilderView(ManageMixin, View):
     """Create an automation (optionally from an example) or edit one."""
 

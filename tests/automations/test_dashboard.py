@@ -245,6 +245,17 @@ def test_runs_show_their_steps_and_can_be_canceled(member_client, account, custo
     assert "Canceled" in html
 
 
+def test_deleting_an_automation_asks_first_and_cancels_its_runs(member_client, account, customer):
+    automation = _automation(account)
+    run = engine.claim("customer_created", customer)
+    url = reverse("automations:delete", args=[automation.pk])
+    assert "its 1 run in progress is canceled" in member_client.get(url).content.decode()
+    response = member_client.post(url)
+    assert response["Location"] == reverse("automations:list")
+    assert not Automation.objects.filter(pk=automation.pk).exists()
+    assert not AutomationRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).exists()
+
+
 def test_read_only_members_see_but_cannot_change(read_only_client, account):
     automation = _automation(account)
     assert read_only_client.get(reverse("automations:list")).status_code == 200
@@ -253,6 +264,9 @@ def test_read_only_members_see_but_cannot_change(read_only_client, account):
         reverse("automations:toggle", args=[automation.pk]), {"enabled": "0"}
     )
     assert response.status_code == 403
+    delete = reverse("automations:delete", args=[automation.pk])
+    assert read_only_client.post(delete).status_code == 403
+    assert Automation.objects.filter(pk=automation.pk).exists()
 
 
 def test_another_account_s_automation_is_not_found(member_client, other_account):
