@@ -84,3 +84,105 @@ class EmailLogFilterForm(ListFilterForm):
                 match |= Q(customer_id=customer) | Q(object_id=customer) | Q(pk=customer)
             queryset = queryset.filter(match)
         return queryset
+
+
+# ---- hosted pages ---------------------------------------------------------------------------
+
+# Stripe's card parameters, as `billing.services.customers.add_card` reports them, and the
+# fields of the hosted card form they belong to.
+CARD_PARAMS = {
+    "card[number]": "number",
+    "card[exp_month]": "exp_month",
+    "card[exp_year]": "exp_year",
+    "card[cvc]": "cvc",
+}
+
+
+class CardForm(forms.Form):
+    """The card a customer enters on the hosted payment page (test numbers in test mode).
+
+    Only the shape is checked here; `add_card` validates the card as Stripe does and its errors
+    come back on these fields (`add_card_errors`). The number is never stored.
+    """
+
+    number = forms.CharField(
+        label="Card number",
+        max_length=23,
+        widget=forms.TextInput(
+            attrs={
+                "autocomplete": "cc-number",
+                "inputmode": "numeric",
+                "placeholder": "1234 1234 1234 1234",
+            }
+        ),
+    )
+    exp_month = forms.IntegerField(
+        label="Expiration month",
+        min_value=1,
+        max_value=12,
+        widget=forms.NumberInput(attrs={"autocomplete": "cc-exp-month", "placeholder": "MM"}),
+    )
+    exp_year = forms.IntegerField(
+        label="Expiration year",
+        min_value=0,
+        max_value=9999,
+        widget=forms.NumberInput(attrs={"autocomplete": "cc-exp-year", "placeholder": "YYYY"}),
+    )
+    cvc = forms.CharField(
+        label="CVC",
+        max_length=4,
+        min_length=3,
+        widget=forms.TextInput(
+            attrs={"autocomplete": "cc-csc", "inputmode": "numeric", "placeholder": "123"}
+        ),
+    )
+
+    def clean_number(self):
+        number = "".join(self.cleaned_data["number"].split()).replace("-", "")
+        if not number.isascii() or not number.isdigit():
+            raise forms.ValidationError("Your card number is incorrect.")
+        return number
+
+    def clean_cvc(self):
+        cvc = self.cleaned_data["cvc"].strip()
+        if not cvc.isascii() or not cvc.isdigit():
+            raise forms.ValidationError("Your card's security code is invalid.")
+        return cvc
+
+    def card(self) -> dict:
+        """The `card` parameter of `add_card`."""
+        data = self.cleaned_data
+        return {
+            "number": data["number"],
+            "exp_month": data["exp_month"],
+            "exp_year": data["exp_year"],
+            "cvc": data["cvc"],
+        }
+
+    def add_card_errors(self, error) -> None:
+        """Put the ValidationError `add_card` raised on the fields it names."""
+        for param, messages in getattr(error, "message_dict", {"card": error.messages}).items():
+            field = CARD_PARAMS.get(param)
+            for message in messages:
+                self.add_error(field, message)
+
+
+class ManageForm(forms.Form):
+    """One action on the hosted management page; nothing happens until it is confirmed."""
+
+    ACTIONS = {
+        "cancel": "Cancel at the end of the period",
+        "undo_cancel": "Keep my subscription",
+        "resume": "Resume my subscription",
+    }
+
+    action = forms.ChoiceField(choices=list(ACTIONS.items()))
+    billing_cycle_anchor = forms.ChoiceField(
+        required=False,
+        label="Billing",
+        choices=[
+            ("now", "Start a new billing period today"),
+            ("unchanged", "Keep my billing date (pay for the rest of this period)"),
+        ],
+    )
+    confirm = forms.BooleanField(required=False)

@@ -8,28 +8,50 @@ may resend. Every query goes through `scope()`: one account, one mode.
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views import View
 
+from billing.clocks import now_for
+from billing.models import Customer
 from billing.services.invoices import recovery_settings
 from billing.views.base import DetailView, ListView, MemberRequiredMixin, get_scoped_or_404
 from notifications.choices import EmailStatus
 from notifications.forms import EmailLogFilterForm, EmailSettingsForm
-from notifications.models import EmailLog
+from notifications.models import EmailLog, HostedLink
 from notifications.previews import preview_all
 from notifications.services import sending
+from notifications.services.links import deactivate_links, inactive_reason
 from notifications.services.settings import EDITABLE_FIELDS, email_settings
 
 # The customer page shows this many recent emails and links to the filtered log for the rest.
 CUSTOMER_EMAILS_LIMIT = 10
 
 
+class CustomerEmails(list):
+    """The customer's latest emails, carrying what the "Emails" card also shows: how many of
+    the customer's hosted links work now."""
+
+    active_links = 0
+
+
+def active_link_count(customer) -> int:
+    """How many of the customer's hosted links work now (every R-MAIL-6 condition applied)."""
+    now = now_for(customer)
+    links = HostedLink.objects.filter(
+        customer=customer, deactivated_at__isnull=True, expires_at__gt=now
+    ).select_related("subscription__customer")
+    return sum(1 for link in links if inactive_reason(link, now=now) is None)
+
+
 def customer_emails(request, customer):
     """The customer's latest emails, for the customer detail page (R-MAIL-9)."""
-    return list(
+    emails = CustomerEmails(
         EmailLog.objects.filter(
             account=request.account, livemode=request.livemode, customer=customer
         ).order_by("-created", "-pk")[:CUSTOMER_EMAILS_LIMIT]
     )
+    emails.active_links = active_link_count(customer)
+    return emails
 
 
 class EmailSettingsView(MemberRequiredMixin, View):
@@ -118,3 +140,40 @@ class EmailResendView(MemberRequiredMixin, View):
         else:
             messages.success(request, f"Email queued again to {again.to}.")
         return redirect("notifications:email_detail", pk=again.pk)
+
+
+class DeactivateLinksView(MemberRequiredMixin, View):
+    """Stop every hosted link of a customer at once (owners and finance), e.g. when an email
+    went to the wrong person."""
+
+    permission = "can_manage_billing"
+
+    def get(self, request, pk):
+        customer = get_scoped_or_404(request, Customer.objects.all(), pk=pk)
+        count = active_link_count(customer)
+        context = {
+            "object": customer,
+            "noun": "customer",
+            "detail_url": reverse("dashboard:customer_detail", kwargs={"pk": customer.pk}),
+            "action": {
+                "question": "Deactivate this customer's links?",
+                "confirm": "Deactivate links",
+                "danger": True,
+            },
+            "explanation": (
+                f"The {count} working payment-update and subscription-management "
+                f"link{'s' if count != 1 else ''} sent to this customer by email stop working at "
+                "once, for good. Emails sent from now on carry new links."
+            ),
+        }
+        return render(request, "dashboard/confirm.html", context)
+
+    def post(self, request, pk):
+        customer = get_scoped_or_404(request, Customer.objects.all(), pk=pk)
+        count = deactivate_links(customer=customer, reason="deactivated from the dashboard")
+        if count:
+            plural = "s" if count != 1 else ""
+            messages.success(request, f"{count} link{plural} deactivated: they no longer work.")
+        else:
+            messages.info(request, "This customer had no links to deactivate.")
+        return redirect("dashboard:customer_detail", pk=customer.pk)
