@@ -112,6 +112,15 @@ class Env:
             return {"redis": value}
         raise SettingsError(name, value, "orm or a redis://host:port/db URL")
 
+    def cache(self, name: str, default: str) -> dict:
+        """Django's default cache: `locmem://` (per process) or a shared `redis://` URL."""
+        value = self.raw(name, default)
+        if value == "locmem://":
+            return {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+        if value.startswith(("redis://", "rediss://")):
+            return {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": value}
+        raise SettingsError(name, value, "locmem:// or a redis://host:port/db URL")
+
     def choice(self, name: str, default: str, choices: set[str]) -> str:
         value = self.raw(name, default)
         if value not in choices:

@@ -153,6 +153,10 @@ Q_CLUSTER = {
     **env.broker("Q_CLUSTER_BROKER", "orm"),
 }
 
+# Rate limits (API keys, hosted customer pages) count in the default cache: per process with
+# the default, shared by every process and machine with CACHE_URL=redis://….
+CACHES = {"default": env.cache("CACHE_URL", "locmem://")}
+
 # The dashboard lists use keyset pagination; this is the page size.
 DASHBOARD_PAGE_SIZE = env.int("DASHBOARD_PAGE_SIZE", 25, minimum=1)
 

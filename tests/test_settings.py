@@ -36,6 +36,15 @@ def test_redis_broker_url_selects_redis():
     assert broker == {"redis": "redis://127.0.0.1:6379/0"}
 
 
+def test_cache_url_selects_a_shared_redis_cache():
+    assert Env({}).cache("CACHE_URL", "locmem://")["BACKEND"].endswith("LocMemCache")
+    config = Env({"CACHE_URL": "redis://127.0.0.1:6379/1"}).cache("CACHE_URL", "locmem://")
+    assert config == {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": "redis://127.0.0.1:6379/1",
+    }
+
+
 def test_smtp_email_url_configures_smtp():
     config = Env({"EMAIL_URL": "smtp://user:pw@mail.example.com:587"}).email("EMAIL_URL", "x")
     assert config["EMAIL_BACKEND"] == "django.core.mail.backends.smtp.EmailBackend"
@@ -52,6 +61,7 @@ def test_smtp_email_url_configures_smtp():
         ("DATABASE_URL", "postgres://host:5432/", lambda e: e.database("DATABASE_URL", "")),
         ("EMAIL_URL", "pigeon://coop", lambda e: e.email("EMAIL_URL", "consolemail://")),
         ("Q_CLUSTER_BROKER", "rabbitmq://x", lambda e: e.broker("Q_CLUSTER_BROKER", "orm")),
+        ("CACHE_URL", "memcached://x", lambda e: e.cache("CACHE_URL", "locmem://")),
         ("Q_CLUSTER_WORKERS", "two", lambda e: e.int("Q_CLUSTER_WORKERS", 2, minimum=1)),
         ("Q_CLUSTER_WORKERS", "0", lambda e: e.int("Q_CLUSTER_WORKERS", 2, minimum=1)),
         ("ALLOWED_HOSTS", " , ", lambda e: e.list("ALLOWED_HOSTS", ["localhost"])),
