@@ -116,6 +116,11 @@ def _send(
         customer=customer,
         event=event,
         object_id=object_id,
+        # The settlement merchant's branding for a subscription on behalf of a connected
+        # account (SPEC R-CON-6), as the hosted pages show it.
+        brand_account=subscription.on_behalf_of
+        if subscription is not None and subscription.on_behalf_of_id
+        else None,
     )
 
 

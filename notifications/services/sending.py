@@ -91,15 +91,18 @@ def queue_email(
     event=None,
     object_id: str = "",
     resent_from=None,
+    brand_account=None,
 ) -> EmailLog | None:
     """Log an email (rendered now) and deliver it after commit; None if its cause already has one.
 
     Call inside the transaction that decided it: the row and the delivery stand or fall with it.
+    `brand_account` is whose branding it wears when not `account`'s (a connected account the
+    subscription is `on_behalf_of`, SPEC R-CON-6).
     """
     if is_logged(dedup_key):
         return None
     if rendered is None:
-        rendered = render_email(kind, context or {}, account=account)
+        rendered = render_email(kind, context or {}, account=brand_account or account)
     reason = suppression_reason(account, livemode, to)
     entry = EmailLog(
         account=account,

@@ -9,6 +9,7 @@ from billing.models import DueJob
 from billing.services import subscriptions as subs
 from notifications.choices import EmailKind, EmailStatus
 from notifications.services.settings import update_email_settings
+from tests import factories
 from tests.notifications.conftest import START, emails
 
 
@@ -339,6 +340,23 @@ def test_canceled_subscription_email(verified, clock, price, make_clock_customer
     [email] = emails(EmailKind.SUBSCRIPTION_CANCELED)
     assert email.object_id == sub.pk
     assert email.event.type == "customer.subscription.deleted"
+
+
+def test_an_on_behalf_of_subscription_s_emails_wear_the_connected_account_s_brand(
+    verified, account, clock, price, make_clock_customer, commit
+):
+    # SPEC R-CON-6, R-MAIL-10: the connected account is the merchant the customer deals with.
+    shop = factories.make_connected_account(account, name="Corner Shop")
+    shop.branding_display_name = "Corner Shop"
+    shop.branding_primary_color = "#123456"
+    shop.save()
+    customer = make_clock_customer()
+    sub = _subscribe(commit, customer, price, on_behalf_of=shop.pk)
+    with commit():
+        subs.cancel_subscription(sub)
+    [email] = emails(EmailKind.SUBSCRIPTION_CANCELED)
+    assert "Corner Shop" in email.html_body and "#123456" in email.html_body
+    assert email.account_id == account.pk
 
 
 def test_expiring_card_reminder_one_month_before_expiry(
