@@ -7,10 +7,7 @@ subscribers (webhooks, automations, notifications) only hear of it once that tra
 import contextlib
 import contextvars
 
-from django.db import transaction
-from django_q.tasks import async_task
-
-from billing import batching
+from billing import aftercommit, batching
 from billing.clocks import now_for
 from billing.models import Account, Customer, Event
 from billing.serializers import serialize
@@ -92,6 +89,10 @@ EVENT_TYPES = frozenset(
     }
 )
 
+
+# Events handed to one subscriber task: big enough to spare the queue, small enough that a
+# crowd is shared between workers.
+DISPATCH_CHUNK = 100
 
 # The API request being handled, if any: events built while it runs record it (Stripe's
 # `request.{id, idempotency_key}`) unless the caller names a request explicitly.
@@ -207,10 +208,10 @@ def _dispatch_after_commit(saved: list[Event]) -> None:
 
     # Nothing leaves the process before commit, and an event nobody listens to costs no queue
     # row. Registration happens at import time (AppConfig.ready), so this check is stable.
-    for event in saved:
-        if handlers_for(event.type):
-            event_id = event.id
-            transaction.on_commit(lambda e=event_id: async_task("billing.tasks.dispatch_event", e))
+    # One task takes a chunk of the transaction's events, in order: a renewal crowd of
+    # thousands of events would otherwise write a queue row per event.
+    ids = [event.id for event in saved if handlers_for(event.type)]
+    aftercommit.enqueue("billing.tasks.dispatch_events", ids, chunk=DISPATCH_CHUNK)
 
 
 def record_history(built: list[Event]) -> int:

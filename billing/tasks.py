@@ -8,9 +8,34 @@ from billing.subscribers import handlers_for
 logger = logging.getLogger(__name__)
 
 
+def dispatch_events(event_ids: list[str]) -> int:
+    """Hand committed events to every subscriber of their types, in the order they happened.
+
+    Ids whose rows do not exist (written in a savepoint that rolled back) are skipped. Returns
+    how many events were handed over.
+    """
+    events = Event.objects.select_related("account").filter(pk__in=list(event_ids))
+    failures = []
+    count = 0
+    for event in events.order_by("created", "id"):
+        failures += _hand_over(event)
+        count += 1
+    # Re-raise the first failure (all are logged) so django-q2 records the task as failed,
+    # where the admin shows it. The settings acknowledge failed tasks (`ack_failures`), so it is
+    # not re-run as a whole, which would repeat the handlers that succeeded: subscribers that
+    # need retries (webhook deliveries, emails) keep their own schedule of due jobs.
+    if failures:
+        raise failures[0]
+    return count
+
+
 def dispatch_event(event_id: str) -> None:
-    """Hand a committed event to every subscriber of its type."""
-    event = Event.objects.select_related("account").get(pk=event_id)
+    """Hand one committed event to every subscriber of its type (see `dispatch_events`)."""
+    dispatch_events([event_id])
+
+
+def _hand_over(event: Event) -> list[Exception]:
+    """Run the event's handlers; their failures, each logged."""
     failures = []
     for handler in handlers_for(event.type):
         # One subscriber's failure must not keep the event from the others: a broken automation
@@ -25,12 +50,7 @@ def dispatch_event(event_id: str) -> None:
                 event.type,
             )
             failures.append(exc)
-    # Re-raise the first failure (all are logged above) so django-q2 records the task as failed,
-    # where the admin shows it. The settings acknowledge failed tasks (`ack_failures`), so it is
-    # not re-run as a whole, which would repeat the handlers that succeeded: subscribers that
-    # need retries (webhook deliveries) keep their own schedule of due jobs.
-    if failures:
-        raise failures[0]
+    return failures
 
 
 def run_due_job(job_id: int) -> bool:

@@ -9,13 +9,11 @@ Cost: one query per (account, mode) per batch (`batching.cached`), and one per e
 batch; an account without endpoints pays that query and nothing else.
 """
 
-import threading
 from datetime import timedelta
 
-from django.db import connection, transaction
 from django.db.models import Q
 
-from billing import batching, clocks
+from billing import aftercommit, batching, clocks
 from billing.models import (
     Account,
     DueJob,
@@ -122,45 +120,7 @@ def write(saved: list[Event]) -> list[WebhookDelivery]:
     return deliveries
 
 
-# The deliveries of the current transaction, sent by one task after it commits.
-_local = threading.local()
-
-
-class _Pending:
-    """Delivery ids collected in one transaction, handed to workers after it commits."""
-
-    def __init__(self):
-        self.ids: list[str] = []
-        self.sent = False
-
-    def __call__(self):
-        from django_q.tasks import async_task
-
-        self.sent = True
-        ids, self.ids = self.ids, []
-        for start in range(0, len(ids), TASK_CHUNK):
-            async_task("billing.tasks.deliver_webhooks", ids[start : start + TASK_CHUNK])
-
-
 def send_after_commit(ids: list[str]) -> None:
-    """Start a task for these deliveries once the transaction commits (at once outside one).
-
-    All the deliveries of one transaction share its callback: a service emitting eight events
-    starts one task, not eight. A callback dropped by a rollback is noticed (it is no longer
-    among the connection's) and a new one registered.
-    """
-    if not connection.in_atomic_block:
-        pending = _Pending()
-        pending.ids.extend(ids)
-        pending()
-        return
-    pending = getattr(_local, "pending", None)
-    registered = (
-        pending is not None
-        and not pending.sent
-        and any(callback is pending for _sids, callback, _robust in connection.run_on_commit)
-    )
-    if not registered:
-        pending = _local.pending = _Pending()
-        transaction.on_commit(pending)
-    pending.ids.extend(ids)
+    """Start the first attempts of these deliveries once the transaction commits (at once
+    outside one): one task per chunk of the transaction's deliveries, not one per event."""
+    aftercommit.enqueue("billing.tasks.deliver_webhooks", ids, chunk=TASK_CHUNK)

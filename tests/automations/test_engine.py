@@ -101,7 +101,8 @@ def test_subscription_canceled_sends_the_cancellation_confirmation(world, price)
         ],
     )
     customer = world.customer()
-    sub = subs.create_subscription(customer, items=[{"price": price}])
+    with world.commit():
+        sub = subs.create_subscription(customer, items=[{"price": price}])
     with world.commit():
         subs.cancel_subscription(sub)
     log = EmailLog.objects.get(kind="cancellation_confirmation")
@@ -119,7 +120,8 @@ def test_subscription_canceled_sends_the_cancellation_confirmation(world, price)
 def test_without_an_automation_the_default_canceled_email_is_logged(world, price):
     # SPEC R-AUTO-6: no automation on the trigger, so the account's default email applies.
     customer = world.customer()
-    sub = subs.create_subscription(customer, items=[{"price": price}])
+    with world.commit():
+        sub = subs.create_subscription(customer, items=[{"price": price}])
     with world.commit():
         subs.cancel_subscription(sub)
     assert EmailLog.objects.filter(kind="subscription_canceled", object_id=sub.pk).exists()

@@ -8,7 +8,7 @@ import pytest
 import time_machine
 from django.db import transaction
 
-from billing import subscribers, tasks
+from billing import events, subscribers, tasks
 from billing.events import EVENT_TYPES, emit
 from billing.models import Event, TestClock
 from billing.serializers import serialize
@@ -269,6 +269,41 @@ def test_no_dispatch_is_queued_for_an_event_nobody_listens_to(
         emit("customer.updated", customer)
 
     assert callbacks == []
+
+
+def test_one_task_takes_a_transactions_events_in_order(
+    customer, received, django_capture_on_commit_callbacks, monkeypatch
+):
+    queued = []
+    monkeypatch.setattr(
+        "django_q.tasks.async_task", lambda task, *args: queued.append((task, *args))
+    )
+    with django_capture_on_commit_callbacks(execute=True) as callbacks, transaction.atomic():
+        first = emit("customer.created", customer)
+        emit("customer.updated", customer)  # nobody listens: not handed over
+        second = emit("customer.created", customer)
+
+    assert len(callbacks) == 1
+    assert queued == [("billing.tasks.dispatch_events", [first.id, second.id])]
+
+
+def test_a_crowd_of_events_is_handed_over_in_chunks(
+    customer, received, django_capture_on_commit_callbacks, monkeypatch
+):
+    queued = []
+    monkeypatch.setattr("django_q.tasks.async_task", lambda task, ids: queued.append(len(ids)))
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        for _ in range(events.DISPATCH_CHUNK * 2 + 1):
+            emit("customer.created", customer)
+
+    assert queued == [events.DISPATCH_CHUNK, events.DISPATCH_CHUNK, 1]
+
+
+def test_dispatch_skips_events_a_rollback_took_back(customer, received):
+    kept = factories.make_event(customer.account, type="customer.created", obj=customer)
+
+    assert tasks.dispatch_events(["evt_rolled_back", kept.id]) == 1
+    assert received == [kept.id]
 
 
 def test_a_star_subscriber_receives_every_event(customer, django_capture_on_commit_callbacks):

@@ -6,6 +6,7 @@ import pytest
 import stripe
 from django.db import transaction
 
+from billing import aftercommit
 from billing.choices import JobStatus
 from billing.models import DueJob, Event, WebhookAttempt, WebhookDelivery, WebhookDeliveryStatus
 from billing.serializers import serialize_event
@@ -92,10 +93,14 @@ def test_deliveries_are_written_in_the_event_transaction(account, receiver):
 def test_one_task_sends_every_delivery_of_a_transaction(account, receiver, monkeypatch):
     endpoint_for(account, receiver.url)
     started = []
-    real = routing._Pending.__call__
-    monkeypatch.setattr(
-        routing._Pending, "__call__", lambda self: (started.append(list(self.ids)), real(self))
-    )
+    real = aftercommit._Collected.__call__
+
+    def record(collected):
+        if collected.task == "billing.tasks.deliver_webhooks":
+            started.append(list(collected.ids))
+        return real(collected)
+
+    monkeypatch.setattr(aftercommit._Collected, "__call__", record)
     with transaction.atomic():
         customer = create_customer(account, livemode=False)
         update_customer(customer, name="Jenny")
