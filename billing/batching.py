@@ -27,6 +27,11 @@ from collections import defaultdict
 from django.db import connections, models, router, transaction
 from django.db.models import F
 
+try:  # A declared dependency; the fallback only keeps an environment that lacks it working.
+    import orjson
+except ImportError:  # pragma: no cover
+    orjson = None
+
 _current = contextvars.ContextVar("deferred_writes", default=None)
 
 
@@ -44,12 +49,18 @@ class Batch:
         self.canceled: dict[str | None, set[str]] = defaultdict(set)
         self.counters: dict[tuple, list[int]] = {}
         self.cache: dict = {}
+        # id(obj) → its field values as loaded, so a flush writes only the fields that changed.
+        self.loaded: dict[int, dict] = {}
 
-    def register(self, *objs) -> None:
+    def register(self, *objs, loaded: bool = True) -> None:
         """Make `lock()` answer these instances (the batch loaded and locked their rows)."""
         for obj in objs:
             if obj is not None:
-                self.objects.setdefault((type(obj), obj.pk), obj)
+                key = (type(obj), obj.pk)
+                if key not in self.objects:
+                    self.objects[key] = obj
+                    if loaded:
+                        self.loaded[id(obj)] = _field_values(obj)
 
 
 def active() -> Batch | None:
@@ -127,7 +138,7 @@ def insert(*objs) -> None:
         return
     for obj in objs:
         batch.inserts[type(obj)][id(obj)] = obj
-        batch.register(obj)
+        batch.register(obj, loaded=False)
 
 
 def cached(key, compute):
@@ -138,6 +149,21 @@ def cached(key, compute):
     if key not in batch.cache:
         batch.cache[key] = compute()
     return batch.cache[key]
+
+
+def writes_deferred(fn):
+    """Run `fn` under `deferred()`: its writes go out in bulk when it returns (nothing at all if
+    it raises). Inside a batch already, it just runs. For service verbs that write many rows
+    and events in one transaction, and read back none of the rows they write."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        if _current.get() is not None:
+            return fn(*args, **kwargs)
+        with deferred():
+            return fn(*args, **kwargs)
+
+    return wrapper
 
 
 def next_in_sequence(model: type, pk, field: str) -> int:
@@ -162,6 +188,38 @@ def next_in_sequence(model: type, pk, field: str) -> int:
 # --- flushing ------------------------------------------------------------------------------
 
 
+def _field_values(obj) -> dict:
+    """An object's attribute values (a shallow copy), JSON fields as text so that a dict
+    mutated in place shows as a change."""
+    values = obj.__dict__.copy()
+    for attname in _json_attnames(type(obj)):
+        value = values.get(attname)
+        if isinstance(value, dict | list):
+            values[attname] = _hashable(value)
+    return values
+
+
+@functools.cache
+def _json_attnames(model: type) -> tuple[str, ...]:
+    return tuple(f.attname for f in model._meta.concrete_fields if isinstance(f, models.JSONField))
+
+
+_UNSET = object()
+
+
+def _changed_fields(batch: Batch, obj) -> set[str] | None:
+    """The names of `obj`'s fields that differ from what the batch loaded (None: not loaded)."""
+    loaded = batch.loaded.get(id(obj))
+    if loaded is None:
+        return None
+    now = _field_values(obj)
+    return {
+        field.name
+        for field in type(obj)._meta.concrete_fields
+        if now.get(field.attname, _UNSET) != loaded.get(field.attname, _UNSET)
+    }
+
+
 def flush(batch: Batch) -> None:
     """Write what the batch collected: counters, inserts, updates, events, then jobs."""
     from billing import events, timeline
@@ -173,6 +231,12 @@ def flush(batch: Batch) -> None:
             bulk_insert(model, list(objs.values()))
     by_model: dict[type, list] = defaultdict(list)
     for obj, fields in batch.updates.values():
+        if fields is None:
+            # "Every field": those that changed since the batch loaded the row (it is locked,
+            # so the others still hold what the database holds).
+            fields = _changed_fields(batch, obj)
+            if fields is not None and not fields:
+                continue
         by_model[type(obj)].append((obj, fields))
     for model, entries in by_model.items():
         _bulk_save(model, entries)
@@ -224,7 +288,7 @@ def _copy_value(field, connection):
 
         def read_json(obj):
             value = getattr(obj, attname)
-            return None if value is None else json.dumps(value, cls=encoder)
+            return None if value is None else json_text(value, encoder)
 
         return read_json
     if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
@@ -232,18 +296,53 @@ def _copy_value(field, connection):
     return lambda obj: getattr(obj, attname)
 
 
+# orjson options that keep its output the same JSON as `json.dumps`: datetimes and dataclasses
+# go to the field's encoder (orjson would format them its own way), and int keys become strings.
+_ORJSON_OPTIONS = (
+    (orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_NON_STR_KEYS)
+    if orjson is not None
+    else 0
+)
+
+
+def json_text(value, encoder=None) -> str:
+    """`value` as JSON text for a PostgreSQL jsonb column, as `json.dumps(value, cls=encoder)`
+    would write it (up to spacing, which jsonb does not keep).
+
+    orjson encodes an event payload about six times faster than the standard library (measured:
+    0.11 s against 0.65 s for 15,000 renewal events); whatever it refuses (a type only the
+    encoder knows, an integer past 64 bits) goes through `json.dumps` as before. (NaN, which
+    jsonb refuses, is the one value it writes differently: null.)
+    """
+    if orjson is not None:
+        try:
+            return orjson.dumps(
+                value,
+                default=encoder().default if encoder is not None else None,
+                option=_ORJSON_OPTIONS,
+            ).decode()
+        except (TypeError, orjson.JSONEncodeError):
+            pass
+    return json.dumps(value, cls=encoder)
+
+
 def _bulk_save(model: type, entries: list) -> None:
     """Save changed objects of one model with as few statements as the values allow.
 
-    A field holding the same value in every object becomes one `UPDATE … WHERE pk IN (…)` (the
-    common case: every invoice of the batch was paid at the same instant); the others go
-    through one `bulk_update`.
+    On PostgreSQL: one `UPDATE … FROM unnest(…)` for every object (`_update_from_arrays`).
+    Elsewhere, a field holding the same value in every object becomes one
+    `UPDATE … WHERE pk IN (…)` (the common case: every invoice of the batch was paid at the same
+    instant); the others go through one `UPDATE … FROM (VALUES …)` per 500 objects.
     """
     concrete = [f for f in model._meta.concrete_fields if not f.primary_key]
     names = set()
     for _obj, fields in entries:
         names |= {f.name for f in concrete} if fields is None else fields
     objs = [obj for obj, _fields in entries]
+    connection = connections[router.db_for_write(model)]
+    if connection.vendor == "postgresql":
+        _update_from_arrays(model, objs, [f for f in concrete if f.name in names], connection)
+        return
     pks = [obj.pk for obj in objs]
     uniform, varying = {}, []
     for field in concrete:
@@ -260,6 +359,65 @@ def _bulk_save(model: type, entries: list) -> None:
     if varying:
         for start in range(0, len(objs), 500):
             _update_from_values(model, objs[start : start + 500], varying)
+
+
+def _update_from_arrays(model: type, objs: list, fields: list, connection) -> None:
+    """PostgreSQL: `UPDATE … FROM unnest(%s::type[], …)`, one array of new values per column.
+
+    The statement is the same short text whatever the number of rows, so psycopg does not
+    re-parse thousands of placeholders (it splits a query over 4 KiB with a Python regular
+    expression at every call: ~7 ms for 500 invoices, measured), and nothing is chunked.
+    """
+    pk = model._meta.pk
+    quote = connection.ops.quote_name
+    arrays = [[pk.get_db_prep_save(obj.pk, connection) for obj in objs]]
+    casts = [f"%s::{pk.db_type(connection)}[]"]
+    for field in fields:
+        attname = field.attname
+        if isinstance(field, models.JSONField):
+            encoder = field.encoder
+            values = [getattr(obj, attname) for obj in objs]
+            arrays.append([None if v is None else json_text(v, encoder) for v in values])
+            casts.append("%s::text[]")
+        elif getattr(field, "auto_now", False) or not _plain(field):
+            arrays.append(
+                [field.get_db_prep_save(getattr(obj, attname), connection) for obj in objs]
+            )
+            casts.append(f"%s::{field.db_type(connection)}[]")
+        else:
+            # psycopg adapts these values itself, as for COPY; the cast names the type.
+            arrays.append([getattr(obj, attname) for obj in objs])
+            casts.append(f"%s::{field.db_type(connection)}[]")
+    table = quote(model._meta.db_table)
+    columns = [f"c{n}" for n in range(len(arrays))]
+    assignments = ", ".join(
+        f"{quote(field.column)} = v.{column}"
+        + ("::jsonb" if isinstance(field, models.JSONField) else "")
+        for field, column in zip(fields, columns[1:], strict=True)
+    )
+    sql = (
+        f"UPDATE {table} SET {assignments} FROM unnest({', '.join(casts)}) "
+        f"AS v ({', '.join(columns)}) WHERE {table}.{quote(pk.column)} = v.c0"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, arrays)
+
+
+# Fields whose Python values psycopg adapts as Django would prepare them (the others, and
+# auto_now ones, go through `get_db_prep_save`).
+_PLAIN_FIELDS = (
+    models.CharField,
+    models.TextField,
+    models.IntegerField,
+    models.BooleanField,
+    models.DateTimeField,
+    models.DecimalField,
+    models.ForeignKey,
+)
+
+
+def _plain(field) -> bool:
+    return isinstance(field, _PLAIN_FIELDS)
 
 
 def _update_from_values(model: type, objs: list, names: list[str]) -> None:
@@ -301,6 +459,110 @@ def _hashable(value):
     if isinstance(value, dict | list):
         return json.dumps(value, sort_keys=True, default=str)
     return value
+
+
+# --- loading many objects at once --------------------------------------------------------------
+
+
+class Prefetched(list):
+    """The rows of a reverse relation that `prefetch` loaded, standing in for Django's
+    prefetched queryset in the instance's cache: `.all()`, iterating, `len`, `count()` and
+    `exists()` cost nothing; anything else (`filter`, `first`, …) runs on the real queryset,
+    built on first use with these rows as its cache, as Django's prefetching would.
+
+    Django builds that queryset for every instance up front (a `filter()` each): for the
+    thousands of rows a batch loads it cost a third of loading them (measured).
+    """
+
+    def __init__(self, rows, make_queryset):
+        super().__init__(rows)
+        self._make_queryset = make_queryset
+        self._queryset = None
+
+    def all(self):
+        return self
+
+    def count(self, *args):
+        return super().count(*args) if args else len(self)
+
+    def exists(self) -> bool:
+        return bool(self)
+
+    def reverse(self):
+        return self._real().reverse()
+
+    def _real(self):
+        if self._queryset is None:
+            queryset = self._make_queryset()
+            queryset._result_cache = list(self)
+            queryset._prefetch_done = True
+            self._queryset = queryset
+        return self._queryset
+
+    def __getattr__(self, name):
+        if name.startswith("__") or name in ("_make_queryset", "_queryset"):
+            raise AttributeError(name)
+        return getattr(self._real(), name)
+
+    def __reduce__(self):
+        # Copied or pickled, it is the plain list of rows.
+        return (list, (list(self),))
+
+
+def prefetch(instances: list, name: str, queryset=None) -> list:
+    """Load the reverse relation `name` (`subscription.items`, …) of every instance with one
+    query, as `prefetch_related(name)` would, and return the rows loaded. Each row's foreign
+    key to its instance is set too (no query to go back)."""
+    if not instances:
+        return []
+    manager = getattr(instances[0], name)
+    fk = manager.field
+    related = fk.model
+    cache_name = fk.remote_field.cache_name
+    by_key: dict = defaultdict(list)
+    for obj in instances:
+        by_key[getattr(obj, fk.target_field.attname)].append(obj)
+    base = queryset if queryset is not None else related._default_manager.all()
+    rows = list(base.filter(**{f"{fk.name}__in": list(by_key)}))
+    grouped: dict = defaultdict(list)
+    for row in rows:
+        key = getattr(row, fk.attname)
+        fk.set_cached_value(row, by_key[key][0])
+        grouped[key].append(row)
+    for key, owners in by_key.items():
+        for obj in owners:
+            cache_rows(obj, name, grouped.get(key, ()), cache_name=cache_name)
+    return rows
+
+
+def cache_rows(obj, name: str, rows, *, cache_name: str | None = None) -> None:
+    """Make `obj.<name>.all()` (a reverse relation) answer `rows` without a query, as if
+    prefetched: for rows the database does not hold yet (a batch's inserts), or loaded in bulk.
+    """
+    related = getattr(type(obj), name).rel.related_model
+    if cache_name is None:
+        cache_name = getattr(type(obj), name).field.remote_field.cache_name
+
+    def make():
+        manager = getattr(obj, name)
+        return manager._apply_rel_filters(related._default_manager.get_queryset())
+
+    cache = obj.__dict__.setdefault("_prefetched_objects_cache", {})
+    cache[cache_name] = Prefetched(rows, make)
+
+
+def attach(rows: list, name: str, queryset) -> None:
+    """Set the foreign key `name` of every row to the object `queryset` holds for it (one query
+    for them all; rows sharing a target share one instance, as prefetching does)."""
+    if not rows:
+        return
+    field = type(rows[0])._meta.get_field(name)
+    ids = {getattr(row, field.attname) for row in rows} - {None}
+    found = queryset.in_bulk(ids) if ids else {}
+    for row in rows:
+        target = found.get(getattr(row, field.attname))
+        if target is not None:
+            field.set_cached_value(row, target)
 
 
 def register(*objs) -> None:

@@ -10,7 +10,6 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import prefetch_related_objects
 
 from billing import batching, events, timeline
 from billing.choices import (
@@ -29,6 +28,7 @@ from billing.choices import (
 from billing.clocks import now_for
 from billing.models import (
     Account,
+    Coupon,
     Customer,
     CustomerBalanceTransaction,
     Invoice,
@@ -36,6 +36,7 @@ from billing.models import (
     InvoiceLineItem,
     PaymentIntent,
     PaymentMethod,
+    Price,
     RecoverySettings,
     Subscription,
 )
@@ -203,7 +204,7 @@ def build_invoice(
                 created=now,
             )
         )
-    invoice._prefetched_objects_cache = {"lines": rows}
+    batching.cache_rows(invoice, "lines", rows)
     compute_totals(invoice)
     return invoice, rows, pending_items
 
@@ -671,7 +672,11 @@ def _payment_method_for(invoice: Invoice):
 def _payment_intent_for(invoice: Invoice, now, request_id) -> PaymentIntent:
     """The invoice's PaymentIntent, made on the first attempt and reused by later ones."""
     if invoice.payment_intent_id:
-        return batching.lock(PaymentIntent, invoice.payment_intent_id)
+        intent = batching.lock(PaymentIntent, invoice.payment_intent_id)
+        # The invoice may hold an older copy (read to render an event): what follows — the
+        # payloads, `pay_invoice`'s verdict — must see the intent this attempt changes.
+        invoice.payment_intent = intent
+        return intent
     intent = PaymentIntent(
         account_id=invoice.account_id,
         livemode=invoice.livemode,
@@ -783,7 +788,12 @@ def attempt_payment(
     intent.status = PaymentIntentStatus.REQUIRES_PAYMENT_METHOD
     intent.last_payment_error = error
     batching.save(intent)
-    _schedule_retry_or_give_up(invoice, now=now)
+    if _automation_takes_failure(invoice, now=now):
+        # SPEC R-AUTO-6, R-INV-9: the automation replaces the default retries; its "set retry
+        # policy" sets next_payment_attempt in a following invoice.updated.
+        invoice.next_payment_attempt = None
+    else:
+        _schedule_retry_or_give_up(invoice, now=now)
     batching.save(invoice)
     events.emit("payment_intent.payment_failed", intent, request_id=request_id)
     emit_updated(
@@ -793,6 +803,16 @@ def attempt_payment(
     if invoice.next_payment_attempt is None and invoice.status == InvoiceStatus.OPEN:
         _after_last_retry(invoice, now=now, request_id=request_id)
     return invoice
+
+
+def _automation_takes_failure(invoice: Invoice, *, now) -> bool:
+    """Whether an automation on "subscription payment fails" takes this first failed attempt
+    of a subscription invoice (matched now, in this transaction, before the events go out)."""
+    if invoice.attempt_count != 1 or not invoice.subscription_id:
+        return False
+    from automations import engine as automations
+
+    return automations.claim(automations.PAYMENT_FAILED, invoice, now=now) is not None
 
 
 def _is_first_invoice_of_incomplete(invoice: Invoice) -> bool:
@@ -809,7 +829,12 @@ def _schedule_retry_or_give_up(invoice: Invoice, *, now) -> None:
         # A first invoice is not retried: the subscription expires after 23 hours (R-SUB-2).
         invoice.next_payment_attempt = None
         return
-    schedule = recovery_settings(invoice.account_id, invoice.livemode).retry_schedule
+    from automations import engine as automations
+
+    # An automation's retry policy replaces the account's schedule for its invoice (R-INV-9).
+    schedule = automations.retry_schedule(invoice)
+    if schedule is None:
+        schedule = recovery_settings(invoice.account_id, invoice.livemode).retry_schedule
     retries_done = invoice.attempt_count - 1
     if retries_done < len(schedule):
         invoice.next_payment_attempt = now + timedelta(days=schedule[retries_done])
@@ -836,6 +861,11 @@ def _after_last_retry(invoice: Invoice, *, now, request_id) -> None:
     if not invoice.auto_advance:
         # Not collected automatically (manual invoices, canceled subscriptions): a failed
         # "pay now" is just that, never the end of an automatic retry schedule.
+        return
+    from automations import engine as automations
+
+    if automations.taken(automations.PAYMENT_FAILED, invoice.pk):
+        # The automation's own actions decide what follows its retries (SPEC R-AUTO-6).
         return
     settings = recovery_settings(invoice.account_id, invoice.livemode)
     if settings.after_retries_invoice == AfterRetriesInvoice.UNCOLLECTIBLE:
@@ -1001,20 +1031,21 @@ def _load_invoice(invoice_id):
 def _load_invoices(invoice_ids) -> dict[str, Invoice]:
     """Invoices due together, locked, with everything finalizing and charging them reads (for
     batches): lines, customer, subscription (locked) with its items and discounts, the payment
-    methods that may be charged and the payment intent. One instance per row, shared."""
+    methods that may be charged and the payment intent. One instance per row, shared. (The
+    customer's own discounts are not loaded: finalizing and charging never read them.)"""
     invoices = list(
-        Invoice.objects.select_for_update()
-        .select_related("customer")
-        .filter(pk__in=invoice_ids)
-        .prefetch_related("lines__price__product", "customer__discounts__coupon")
+        Invoice.objects.select_for_update().select_related("customer").filter(pk__in=invoice_ids)
     )
+    lines = batching.prefetch(invoices, "lines")
+    batching.attach(lines, "price", Price.objects.select_related("product"))
     customers = {invoice.customer_id: invoice.customer for invoice in invoices}
     subscriptions = Subscription.objects.select_for_update().in_bulk(
         {invoice.subscription_id for invoice in invoices if invoice.subscription_id}
     )
-    prefetch_related_objects(
-        list(subscriptions.values()), "items__price__product", "discounts__coupon"
-    )
+    items = batching.prefetch(list(subscriptions.values()), "items")
+    batching.attach(items, "price", Price.objects.select_related("product"))
+    discounts = batching.prefetch(list(subscriptions.values()), "discounts")
+    batching.attach(discounts, "coupon", Coupon.objects.all())
     methods = PaymentMethod.objects.in_bulk(
         {
             method_id

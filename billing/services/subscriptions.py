@@ -10,7 +10,6 @@ from decimal import Decimal, InvalidOperation
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Prefetch
 
 from billing import batching, events, periods, timeline
 from billing.choices import (
@@ -392,6 +391,7 @@ def _remove_discounts(subscription: Subscription, *, now, request_id=None) -> No
 
 
 @transaction.atomic
+@batching.writes_deferred
 def create_subscription(
     customer,
     *,
@@ -425,6 +425,11 @@ def create_subscription(
     The first invoice is created, finalized and charged at once (SPEC R-INV-2: synchronous
     first payments are not delayed). With `error_if_incomplete`, a failed first payment raises
     CardError and nothing is written.
+
+    The writes are deferred and flushed together when it returns (`batching.writes_deferred`):
+    one at a time, the subscription, its invoice, payment intent, ten events and due jobs took
+    ~70 statements. Everything it creates is therefore built in memory, with the relations
+    serializing it reads (items) cached on the instances: the rows are not there to be read.
     """
     if customer.deleted_at is not None:
         raise ValidationError({"customer": "This customer has been deleted."})
@@ -481,7 +486,7 @@ def create_subscription(
 
     interval, count = resolved[0][0].recurring_interval, resolved[0][0].recurring_interval_count
     anchor = billing_cycle_anchor or trial_until or now
-    subscription = Subscription.objects.create(
+    subscription = Subscription(
         account_id=customer.account_id,
         livemode=customer.livemode,
         customer=customer,
@@ -503,21 +508,26 @@ def create_subscription(
         created=now,
         **connect,
     )
-    sub_items = SubscriptionItem.objects.bulk_create(
-        [
-            SubscriptionItem(
-                account_id=customer.account_id,
-                livemode=customer.livemode,
-                subscription=subscription,
-                price=price,
-                quantity=quantity,
-                metadata=item_metadata,
-                created=now,
-            )
-            for price, quantity, item_metadata in resolved
-        ]
-    )
-    if coupon is not None:
+    sub_items = [
+        SubscriptionItem(
+            account_id=customer.account_id,
+            livemode=customer.livemode,
+            subscription=subscription,
+            price=price,
+            quantity=quantity,
+            metadata=item_metadata,
+            created=now,
+        )
+        for price, quantity, item_metadata in resolved
+    ]
+    batching.insert(subscription)
+    batching.insert(*sub_items)
+    # Serializing reads the items through the cache. A new subscription has no discount but a
+    # coupon's, which `_apply_coupon` writes at once: that one is read from the database.
+    batching.cache_rows(subscription, "items", sub_items)
+    if coupon is None:
+        batching.cache_rows(subscription, "discounts", [])
+    else:
         _apply_coupon(subscription, coupon, now=now, request_id=request_id)
 
     if trial_until is not None:
@@ -565,7 +575,7 @@ def create_subscription(
                 "period_end": now,
             }
         )
-    subscription.save()
+    batching.save(subscription)
     if not customer.currency:
         # Stripe fixes a customer's currency with their first subscription or invoice.
         type(customer).objects.filter(pk=customer.pk).update(currency=currency)
@@ -586,9 +596,8 @@ def create_subscription(
     # default_incomplete: finalized but not charged; the merchant confirms the PaymentIntent
     # (or the subscription expires after 23 hours).
     collect = not (payment_behavior == PaymentBehavior.DEFAULT_INCOMPLETE and trial_until is None)
+    # The batch's instances: finalizing and paying changed these very objects.
     invoicing.finalize_invoice(invoice, collect=collect, request_id=request_id)
-    invoice.refresh_from_db()
-    subscription.refresh_from_db()
 
     if subscription.status == SubscriptionStatus.INCOMPLETE:
         if invoice.status == InvoiceStatus.PAID:
@@ -608,7 +617,6 @@ def create_subscription(
                 }
                 raise invoicing.CardError(error)
             timeline.schedule("incomplete_expiry", subscription, at=now + INCOMPLETE_EXPIRY)
-    subscription.refresh_from_db()
     if subscription.status == SubscriptionStatus.ACTIVE:
         _schedule_cycle_jobs(subscription)
     return subscription
@@ -1054,10 +1062,14 @@ def update_subscription(
         _schedule_trial_jobs(subscription, now)
     live = (SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE, SubscriptionStatus.UNPAID)
     if end_trial_now:
-        # SPEC R-TRIAL-2: the trial ends at once and a new cycle starts now.
+        # SPEC R-TRIAL-2: the trial ends at once and a new cycle starts now. A cycle anchored
+        # on the trial's end moves with it (reference 004: a new billing cycle begins when the
+        # trial ends); an anchor chosen apart from the trial (R-TRIAL-5) stays.
+        if subscription.billing_cycle_anchor == subscription.trial_end:
+            subscription.billing_cycle_anchor = now
         subscription.trial_end = now
         subscription.current_period_end = now
-        subscription.save(update_fields=["trial_end", "current_period_end"])
+        subscription.save(update_fields=["trial_end", "current_period_end", "billing_cycle_anchor"])
         timeline.cancel("trial_will_end", subscription)
         timeline.cancel("trial_end", subscription)
         _end_trial(subscription, now=now, request_id=request_id)
@@ -1407,25 +1419,34 @@ def _load_subscription(subscription_id):
 
 def _load_subscriptions(subscription_ids) -> dict[str, Subscription]:
     """Subscriptions due together, locked, with everything their jobs read (for batches):
-    items, discounts, the customer and its discounts, and pending invoice items."""
+    items, discounts, the customer and its discounts, and pending invoice items. Prices,
+    products and coupons are loaded once each and shared."""
     subscriptions = list(
         Subscription.objects.select_for_update()
         .select_related("customer")
         .filter(pk__in=subscription_ids)
-        .prefetch_related(
-            "items__price__product",
-            "discounts__coupon",
-            "customer__discounts__coupon",
-            Prefetch(
-                "invoice_items",
-                queryset=InvoiceItem.objects.filter(invoice__isnull=True).select_related(
-                    "price__product"
-                ),
-                to_attr="pending_invoice_items",
-            ),
+    )
+    customers = [sub.customer for sub in subscriptions]
+    items = batching.prefetch(subscriptions, "items")
+    discounts = batching.prefetch(subscriptions, "discounts")
+    discounts += batching.prefetch(customers, "discounts")
+    pending = list(
+        InvoiceItem.objects.filter(
+            subscription_id__in=[sub.pk for sub in subscriptions], invoice__isnull=True
         )
     )
-    batching.register(*subscriptions, *(sub.customer for sub in subscriptions))
+    by_subscription: dict = {}
+    by_pk = {sub.pk: sub for sub in subscriptions}
+    subscription_field = InvoiceItem._meta.get_field("subscription")
+    for item in pending:
+        subscription_field.set_cached_value(item, by_pk[item.subscription_id])
+        by_subscription.setdefault(item.subscription_id, []).append(item)
+    for sub in subscriptions:
+        # What `Prefetch("invoice_items", …, to_attr="pending_invoice_items")` would set.
+        sub.pending_invoice_items = by_subscription.get(sub.pk, [])
+    batching.attach([*items, *pending], "price", Price.objects.select_related("product"))
+    batching.attach(discounts, "coupon", Coupon.objects.all())
+    batching.register(*subscriptions, *customers)
     return {sub.pk: sub for sub in subscriptions}
 
 

@@ -6,6 +6,7 @@ prove the batch path (`timeline.run_many`, `billing.batching`) writes exactly wh
 
 import re
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 from django.db import connection
@@ -364,4 +365,67 @@ def test_a_failed_batch_writes_nothing(account):
         batching.save(customer, update_fields=["name"])
         raise RuntimeError("boom")
     assert Customer.objects.get(pk=customer.pk).name != "Never"
+    assert batching.active() is None
+
+
+def test_an_object_saved_whole_in_a_batch_keeps_every_change_of_its_fields(account):
+    # A flush writes the fields that changed since the batch loaded the row: a JSON field
+    # changed in place, a decimal, a time and a foreign key cleared all count as changes.
+    customer = factories.make_customer(account)
+    card = factories.make_card(customer)
+    subscription = factories.make_subscription(
+        customer, metadata={"plan": "old"}, default_payment_method=card
+    )
+    cancel_at = START + timedelta(days=3)
+    with batching.deferred():
+        locked = batching.lock(Subscription, subscription.pk)
+        locked.metadata["plan"] = "new"
+        locked.application_fee_percent = Decimal("12.5")
+        locked.cancel_at = cancel_at
+        locked.default_payment_method = None
+        batching.save(locked)
+    saved = Subscription.objects.get(pk=subscription.pk)
+    assert saved.metadata == {"plan": "new"}
+    assert saved.application_fee_percent == Decimal("12.50")
+    assert saved.cancel_at == cancel_at
+    assert saved.default_payment_method_id is None
+    assert saved.status == subscription.status
+
+
+def test_rows_loaded_with_prefetch_answer_as_a_prefetched_queryset(account):
+    customer = factories.make_customer(account)
+    subscriptions = [factories.make_subscription(customer) for _ in range(2)]
+    extra = factories.make_price(account, unit_amount=999)
+    subscriptions[0].items.create(account=account, price=extra, quantity=2)
+    loaded = list(Subscription.objects.filter(pk__in=[s.pk for s in subscriptions]))
+    rows = batching.prefetch(loaded, "items")
+    assert len(rows) == 3
+    first = next(s for s in loaded if s.pk == subscriptions[0].pk)
+    with CaptureQueriesContext(connection) as queries:
+        items = list(first.items.all())
+        assert [item.subscription for item in items] == [first, first]
+        assert first.items.count() == 2 and first.items.exists()
+    assert len(queries) == 0
+    # Anything else runs on the real queryset, limited to this subscription's items.
+    assert list(first.items.filter(quantity=2).values_list("price_id", flat=True)) == [extra.pk]
+    assert first.items.order_by("-quantity").first().price_id == extra.pk
+
+
+def test_a_verb_with_deferred_writes_writes_all_or_nothing(account):
+    customer = factories.make_customer(account)
+
+    @batching.writes_deferred
+    def rename(name, fail=False):
+        locked = batching.lock(Customer, customer.pk)
+        locked.name = name
+        batching.save(locked, update_fields=["name"])
+        assert Customer.objects.get(pk=customer.pk).name != name  # not yet
+        if fail:
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        rename("Never", fail=True)
+    assert Customer.objects.get(pk=customer.pk).name != "Never"
+    rename("Written")
+    assert Customer.objects.get(pk=customer.pk).name == "Written"
     assert batching.active() is None

@@ -159,6 +159,29 @@ def test_trial_ended_now_starts_billing_at_once(account, clock, price):
     assert sub.trial_end == START
     assert sub.latest_invoice.billing_reason == "subscription_cycle"
     assert not DueJob.objects.filter(target_id=sub.pk, kind="trial_end", status="pending").exists()
+    # A new cycle starts now, for a whole month at the full price (reference 004).
+    assert sub.billing_cycle_anchor == START
+    assert (sub.current_period_start, sub.current_period_end) == (
+        START,
+        datetime(2026, 2, 15, 12, 0, tzinfo=UTC),
+    )
+    assert sub.latest_invoice.total == price.unit_amount
+
+
+def test_trial_ended_now_keeps_an_anchor_chosen_apart_from_the_trial(account, clock, price):
+    # SPEC R-TRIAL-5: the anchor was set on its own; ending the trial early prorates up to it.
+    customer = _customer(account, clock)
+    anchor = START + timedelta(days=20)
+    sub = subs.create_subscription(
+        customer,
+        items=[{"price": price}],
+        trial_end=START + timedelta(days=7),
+        billing_cycle_anchor=anchor,
+    )
+    sub = subs.update_subscription(sub, trial_end="now")
+    assert sub.billing_cycle_anchor == anchor
+    assert sub.current_period_end == anchor
+    assert 0 < sub.latest_invoice.total < price.unit_amount
 
 
 def test_trial_moved_to_a_new_date_moves_its_jobs(account, clock, price):
@@ -672,6 +695,33 @@ def test_a_declined_pay_now_is_recorded_before_the_error(account, clock, price):
     invoice.refresh_from_db()
     assert invoice.attempt_count == 2
     assert Event.objects.filter(type="invoice.payment_failed", object_id=invoice.pk).count() == 2
+
+
+def test_paying_a_retried_invoice_with_a_3ds_card_asks_for_authentication(account, clock, price):
+    # SPEC R-INV-5: the invoice already has a failed PaymentIntent; the new attempt's verdict
+    # is this attempt's, not the previous one's.
+    customer = _customer(account, clock, card="4000000000000002")
+    sub = subs.create_subscription(customer, items=[{"price": price}])
+    invoice = sub.latest_invoice
+    secure = add_card(
+        customer,
+        card={"number": "4000002760003184", "exp_month": 12, "exp_year": 2030, "cvc": "123"},
+    )
+    paid = invoicing.pay_invoice(invoice, payment_method=secure)
+    assert paid.status == InvoiceStatus.OPEN
+    assert paid.payment_intent.status == "requires_action"
+
+
+def test_a_declined_retry_reports_this_attempts_error(account, clock, price):
+    customer = _customer(account, clock, card="4000000000000002")  # generic decline
+    sub = subs.create_subscription(customer, items=[{"price": price}])
+    funds = add_card(
+        customer,
+        card={"number": "4000000000009995", "exp_month": 12, "exp_year": 2030, "cvc": "123"},
+    )
+    with pytest.raises(invoicing.CardError) as raised:
+        invoicing.pay_invoice(sub.latest_invoice, payment_method=funds)
+    assert raised.value.error.get("decline_code") == "insufficient_funds"
 
 
 def test_canceling_at_period_end_twice_keeps_the_first_request_time(account, clock, price):
