@@ -178,9 +178,14 @@ class Command(BaseCommand):
         with transaction.atomic():
             event = events.emit("customer.created", customer)
         limit = time.time() + deadline
-        while time.time() < limit and not receiver.stats()["ok"].get(event.id):
+        # Recorded, not only received: deleting a delivery whose attempt the worker is still
+        # writing would break that write.
+        recorded = WebhookDelivery.objects.filter(
+            event=event, status=WebhookDeliveryStatus.SUCCEEDED
+        )
+        while time.time() < limit and not recorded.exists():
             time.sleep(0.1)
-        if not receiver.stats()["ok"].get(event.id):
+        if not recorded.exists():
             raise CommandError("the django-q2 cluster delivered nothing: is it running?")
         receiver.reset()
         WebhookDelivery.objects.filter(event=event).delete()
