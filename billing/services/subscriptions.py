@@ -744,14 +744,7 @@ def cancel_subscription(
                     end=end,
                 )
     if invoice_now and _pending_items_exist(subscription):
-        invoice = _new_invoice(
-            subscription,
-            billing_reason=BillingReason.SUBSCRIPTION_UPDATE,
-            period_start=now,
-            period_end=now,
-            lines=[],
-        )
-        invoicing.finalize_invoice(invoice, request_id=request_id)
+        _invoice_pending_items_now(subscription, now=now, request_id=request_id)
         subscription.refresh_from_db()
     _end(
         subscription,
@@ -761,6 +754,20 @@ def cancel_subscription(
         request_id=request_id,
     )
     return subscription
+
+
+def _invoice_pending_items_now(subscription: Subscription, *, now, request_id=None) -> Invoice:
+    """Invoice the subscription's pending items (prorations, added items) at once: a
+    `subscription_update` invoice, finalized and collected now."""
+    invoice = _new_invoice(
+        subscription,
+        billing_reason=BillingReason.SUBSCRIPTION_UPDATE,
+        period_start=now,
+        period_end=now,
+        lines=[],
+    )
+    invoicing.finalize_invoice(invoice, request_id=request_id)
+    return invoice
 
 
 def _pending_items_exist(subscription: Subscription) -> bool:
@@ -1220,14 +1227,7 @@ def _change_items(subscription, items, *, proration_behavior, now, request_id) -
         amount = periods.prorate(difference, part_start=now, part_end=end, start=start, end=end)
         _pending_item(subscription, price, quantity, amount, now=now, proration=True, end=end)
     if proration_behavior == ProrationBehavior.ALWAYS_INVOICE:
-        invoice = _new_invoice(
-            subscription,
-            billing_reason=BillingReason.SUBSCRIPTION_UPDATE,
-            period_start=now,
-            period_end=now,
-            lines=[],
-        )
-        invoicing.finalize_invoice(invoice, request_id=request_id)
+        _invoice_pending_items_now(subscription, now=now, request_id=request_id)
     return results
 
 
