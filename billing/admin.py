@@ -507,9 +507,18 @@ class AccountAdmin(BillingAdmin):
     search_fields = ("=id", "name", "email", "branding_display_name")
     search_help_text = "Account id, name or email"
     autocomplete_fields = ("platform",)
-    readonly_fields = ("id", "created", "invoice_sequence_test", "invoice_sequence_live")
+    readonly_fields = (
+        "id",
+        "created",
+        "invoice_sequence_test",
+        "invoice_sequence_live",
+        "deauthorized_at",
+    )
     fieldsets = (
         (None, {"fields": ("id", "type", "platform", "name", "email", "country", "created")}),
+        # Disconnection changes how payments settle (SPEC R-CON-7): the dashboard's
+        # disconnect/reconnect (or the actions below) do it, with its events.
+        ("Connection", {"fields": ("deauthorized_at",)}),
         ("Defaults", {"fields": ("default_currency", "timezone")}),
         # The last invoice number given in each mode: only finalization moves these counters.
         ("Invoice numbering", {"fields": ("invoice_sequence_test", "invoice_sequence_live")}),
@@ -1082,7 +1091,17 @@ class InvoiceAdmin(ModeScopedAdmin):
                 )
             },
         ),
-        ("Connect", {"fields": ("on_behalf_of", "transfer_data_destination", "application")}),
+        (
+            "Connect",
+            {
+                "fields": (
+                    "on_behalf_of",
+                    "transfer_data_destination",
+                    "application",
+                    "awaiting_reconnection",
+                )
+            },
+        ),
         ("Other", {"fields": ("test_clock", "metadata")}),
     )
     inlines = (InvoiceLineInline,)

@@ -196,3 +196,12 @@ class ProrationBehavior(models.TextChoices):
 class WebhookEndpointStatus(models.TextChoices):
     ENABLED = "enabled", "Enabled"
     DISABLED = "disabled", "Disabled"
+
+
+class LedgerEntryType(models.TextChoices):
+    """What moved money in or out of an account's balance (Stripe's balance transaction types)."""
+
+    CHARGE = "charge", "Charge"
+    PAYMENT = "payment", "Payment (transfer received)"
+    TRANSFER = "transfer", "Transfer"
+    APPLICATION_FEE = "application_fee", "Application fee"

@@ -66,3 +66,11 @@ def convert(amount: int, from_currency: str, to_currency: str, rate: Decimal) ->
     if from_currency.lower() == to_currency.lower():
         return _require_int(amount)
     return from_decimal(to_decimal(amount, from_currency) * Decimal(rate), to_currency)
+
+
+def percent_of(amount: int, percent: Decimal) -> int:
+    """`percent` % of `amount` minor units, rounded half to even (discounts, platform fees)."""
+    if isinstance(percent, float):
+        raise TypeError("percentages are Decimals, never floats")
+    value = Decimal(_require_int(amount)) * Decimal(percent) / Decimal(100)
+    return int(value.quantize(Decimal(1), rounding=ROUND_HALF_EVEN))

@@ -28,6 +28,8 @@ from billing.choices import AccountType, InvoiceStatus, LineItemType, TestClockS
 from billing.clocks import now_for
 from billing.models import (
     Account,
+    ApplicationFee,
+    BalanceTransaction,
     Coupon,
     Customer,
     CustomerBalanceTransaction,
@@ -43,6 +45,7 @@ from billing.models import (
     Subscription,
     SubscriptionItem,
     TestClock,
+    Transfer,
     WebhookEndpoint,
 )
 
@@ -823,6 +826,127 @@ def serialize_payment_intent(pi: PaymentIntent) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------
+# Connect money: balance transactions, transfers, application fees (SPEC R-CON-2/3/4).
+# ---------------------------------------------------------------------------------------------
+
+# Stripe's reporting category of each balance transaction type.
+_REPORTING_CATEGORIES = {
+    "charge": "charge",
+    "payment": "charge",
+    "transfer": "transfer",
+    "application_fee": "platform_earning",
+}
+
+
+def serialize_balance_transaction(txn: BalanceTransaction) -> dict:
+    """A `balance_transaction`: funds are available at once (Relance has no payouts)."""
+    fee_details = []
+    if txn.fee:
+        fee_details.append(
+            {
+                "amount": txn.fee,
+                "application": None,
+                "currency": txn.currency,
+                "description": "Application fee",
+                "type": "application_fee",
+            }
+        )
+    return {
+        "id": txn.id,
+        "object": "balance_transaction",
+        "amount": txn.amount,
+        "available_on": timestamp(txn.created),
+        "created": timestamp(txn.created),
+        "currency": txn.currency,
+        "description": blank_to_none(txn.description),
+        "exchange_rate": None,
+        "fee": txn.fee,
+        "fee_details": fee_details,
+        "net": txn.net,
+        "reporting_category": _REPORTING_CATEGORIES[txn.type],
+        "source": txn.source,
+        "status": "available",
+        "type": txn.type,
+    }
+
+
+def serialize_transfer(transfer: Transfer) -> dict:
+    """A `transfer` of a destination charge. Relance has no Charge objects: the payment it
+    comes from is the PaymentIntent named in `transfer_group` (and in `payment_intent`)."""
+    return {
+        "id": transfer.id,
+        "object": "transfer",
+        "amount": transfer.amount,
+        "amount_reversed": 0,
+        "balance_transaction": transfer.balance_transaction_id,
+        "created": timestamp(transfer.created),
+        "currency": transfer.currency,
+        "description": blank_to_none(transfer.description),
+        "destination": transfer.destination_id,
+        "destination_payment": transfer.destination_payment,
+        "invoice": transfer.invoice_id,
+        "livemode": transfer.livemode,
+        "metadata": json_copy(transfer.metadata),
+        "payment_intent": transfer.payment_intent_id,
+        "reversals": {
+            "object": "list",
+            "data": [],
+            "has_more": False,
+            "total_count": 0,
+            "url": f"/v1/transfers/{transfer.id}/reversals",
+        },
+        "reversed": False,
+        "source_transaction": None,
+        "source_type": "card",
+        "transfer_group": blank_to_none(transfer.transfer_group),
+    }
+
+
+def serialize_application_fee(fee: ApplicationFee) -> dict:
+    """An `application_fee`: `account` is the connected account it was taken from,
+    `application` the platform that collected it."""
+    return {
+        "id": fee.id,
+        "object": "application_fee",
+        "account": fee.connected_account_id,
+        "amount": fee.amount,
+        "amount_refunded": 0,
+        "application": fee.account_id,
+        "balance_transaction": fee.balance_transaction_id,
+        "charge": None,
+        "created": timestamp(fee.created),
+        "currency": fee.currency,
+        "invoice": fee.invoice_id,
+        "livemode": fee.livemode,
+        "originating_transaction": None,
+        "payment_intent": fee.payment_intent_id,
+        "refunded": False,
+        "refunds": {
+            "object": "list",
+            "data": [],
+            "has_more": False,
+            "total_count": 0,
+            "url": f"/v1/application_fees/{fee.id}/refunds",
+        },
+    }
+
+
+def serialize_balance(amounts: dict[str, int], livemode: bool) -> dict:
+    """The `balance` object from per-currency totals (`services.connect.balance`)."""
+    return {
+        "object": "balance",
+        "available": [
+            {"amount": amount, "currency": currency, "source_types": {"card": amount}}
+            for currency, amount in amounts.items()
+        ],
+        "livemode": livemode,
+        "pending": [
+            {"amount": 0, "currency": currency, "source_types": {"card": 0}} for currency in amounts
+        ],
+    }
+
+
+# ---------------------------------------------------------------------------------------------
 # Test clocks and events.
 # ---------------------------------------------------------------------------------------------
 
@@ -891,6 +1015,8 @@ def serialize_webhook_endpoint(endpoint: WebhookEndpoint) -> dict:
 # Keyed by exact class: a new model gets a serializer here on purpose, never by inheritance.
 SERIALIZERS: dict[type, Callable[[object], dict]] = {
     Account: serialize_account,
+    ApplicationFee: serialize_application_fee,
+    BalanceTransaction: serialize_balance_transaction,
     Coupon: serialize_coupon,
     Customer: serialize_customer,
     CustomerBalanceTransaction: serialize_customer_balance_transaction,
@@ -906,6 +1032,7 @@ SERIALIZERS: dict[type, Callable[[object], dict]] = {
     Subscription: serialize_subscription,
     SubscriptionItem: serialize_subscription_item,
     TestClock: serialize_test_clock,
+    Transfer: serialize_transfer,
     WebhookEndpoint: serialize_webhook_endpoint,
 }
 

@@ -3,6 +3,7 @@
 from billing.models.accounts import Account, ApiKey, ExchangeRate, Membership
 from billing.models.api import IdempotencyKey
 from billing.models.catalog import Coupon, Discount, Price, Product
+from billing.models.connect import ApplicationFee, BalanceTransaction, Transfer
 from billing.models.customers import Customer, CustomerBalanceTransaction, PaymentMethod
 from billing.models.events import Event
 from billing.models.invoices import Invoice, InvoiceItem, InvoiceLineItem
@@ -20,6 +21,8 @@ from billing.models.webhooks import (
 __all__ = [
     "Account",
     "ApiKey",
+    "ApplicationFee",
+    "BalanceTransaction",
     "Coupon",
     "Customer",
     "CustomerBalanceTransaction",
@@ -40,6 +43,7 @@ __all__ = [
     "Subscription",
     "SubscriptionItem",
     "TestClock",
+    "Transfer",
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookDeliveryStatus",

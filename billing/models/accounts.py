@@ -42,6 +42,9 @@ class Account(models.Model):
     # The last invoice number given in each mode (invoice numbers are sequential per mode).
     invoice_sequence_test = models.PositiveIntegerField(default=0, editable=False)
     invoice_sequence_live = models.PositiveIntegerField(default=0, editable=False)
+    # When a connected account disconnected from its platform (SPEC R-CON-7); None while
+    # connected. The platform link stays, so reconnecting restores it.
+    deauthorized_at = models.DateTimeField(null=True, blank=True)
     metadata = metadata_field()
     created = models.DateTimeField(default=now)
 
@@ -69,6 +72,22 @@ class Account(models.Model):
     @property
     def display_name(self) -> str:
         return self.branding_display_name or self.name
+
+    @property
+    def is_connected_account(self) -> bool:
+        return self.type == AccountType.CONNECTED
+
+    @property
+    def is_disconnected(self) -> bool:
+        """A connected account that left its platform (SPEC R-CON-7)."""
+        return self.type == AccountType.CONNECTED and self.deauthorized_at is not None
+
+    def deauthorize(self, at) -> None:
+        if self.deauthorized_at is None:
+            self.deauthorized_at = at
+
+    def reauthorize(self) -> None:
+        self.deauthorized_at = None
 
 
 class ExchangeRate(models.Model):

@@ -86,6 +86,9 @@ class Invoice(ModeScoped):
     application = models.ForeignKey(
         "billing.Account", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+    # A renewal draft held because its `on_behalf_of` account disconnected (SPEC R-CON-7):
+    # reconnecting sends it back to automatic collection.
+    awaiting_reconnection = models.BooleanField(default=False)
     test_clock = models.ForeignKey(
         "billing.TestClock",
         null=True,

@@ -6,12 +6,11 @@ creation, payment retries, the overdue notice).
 """
 
 from datetime import timedelta
-from decimal import ROUND_HALF_EVEN, Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from billing import batching, events, timeline
+from billing import batching, events, money, timeline
 from billing.choices import (
     AccountType,
     AfterRetriesInvoice,
@@ -41,6 +40,7 @@ from billing.models import (
     Subscription,
 )
 from billing.serializers import _related, serialize
+from billing.services import connect
 from billing.services.accounts import changed_attributes
 from billing.validators import validate_metadata
 
@@ -103,8 +103,7 @@ def _discount_amount(discount, discountable: int, currency: str) -> int:
         return 0
     coupon = discount.coupon
     if coupon.percent_off is not None:
-        value = Decimal(discountable) * coupon.percent_off / Decimal(100)
-        return min(discountable, int(value.quantize(Decimal(1), rounding=ROUND_HALF_EVEN)))
+        return min(discountable, money.percent_of(discountable, coupon.percent_off))
     if coupon.currency == currency:
         return min(discountable, coupon.amount_off)
     return 0
@@ -167,6 +166,9 @@ def build_invoice(
         description=description,
         on_behalf_of_id=getattr(subscription, "on_behalf_of_id", None),
         transfer_data_destination_id=getattr(subscription, "transfer_data_destination_id", None),
+        # Invoices of a subscription the platform created as the account are the platform's too
+        # (SPEC R-CON-5).
+        application_id=getattr(subscription, "application_id", None),
         default_payment_method_id=getattr(subscription, "default_payment_method_id", None),
     )
     if collection_method == CollectionMethod.SEND_INVOICE and days_until_due is not None:
@@ -627,6 +629,9 @@ def finalize_invoice(invoice: Invoice, *, collect: bool = True, request_id=None)
     invoice.status = InvoiceStatus.OPEN
     invoice.finalized_at = now
     _apply_customer_balance(invoice, now)
+    if invoice.application_fee_amount is None and invoice.subscription_id:
+        # SPEC R-CON-3/4: the subscription's percentage, unless the invoice names its own fee.
+        invoice.application_fee_amount = connect.cycle_fee(invoice, invoice.subscription)
     if invoice.collection_method == CollectionMethod.SEND_INVOICE:
         # Due `days_until_due` days after finalization (SPEC R-SUB-9); Stripe's default is 30.
         days = invoice.subscription.days_until_due if invoice.subscription_id else None
@@ -766,6 +771,7 @@ def attempt_payment(
         batching.save(intent)
         batching.save(invoice)
         events.emit("payment_intent.succeeded", intent, request_id=request_id)
+        connect.settle_payment(intent, invoice, now=now, request_id=request_id)
         return _mark_paid(invoice, now=now, request_id=request_id)
 
     if result_status == "requires_action":
@@ -933,9 +939,13 @@ def _confirm(intent: PaymentIntent, *, payment_method, request_id) -> PaymentInt
         intent.last_payment_error = None
         intent.save()
         events.emit("payment_intent.succeeded", intent, request_id=request_id)
+        now = now_for(intent)
         if invoice is not None and invoice.status == InvoiceStatus.OPEN:
             invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
-            _mark_paid(invoice, now=now_for(invoice), request_id=request_id)
+            connect.settle_payment(intent, invoice, now=now, request_id=request_id)
+            _mark_paid(invoice, now=now, request_id=request_id)
+        else:
+            connect.settle_payment(intent, invoice, now=now, request_id=request_id)
         return intent
     intent.status = PaymentIntentStatus.REQUIRES_PAYMENT_METHOD
     intent.last_payment_error = result.error or {"message": "Your card was declined."}

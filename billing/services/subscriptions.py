@@ -36,6 +36,7 @@ from billing.models import (
     SubscriptionItem,
 )
 from billing.serializers import _related, serialize
+from billing.services import connect
 from billing.services import invoices as invoicing
 from billing.validators import validate_metadata
 
@@ -187,6 +188,7 @@ def _connected_account(account_id: str, value, param: str) -> Account | None:
                 "your platform."
             }
         )
+    connect.check_still_connected(found, param)
     return found
 
 
@@ -1393,6 +1395,8 @@ def _start_cycle(
     # pause_collection (unlike the paused status, R-SUB-7): invoices are still created;
     # keep_as_draft leaves them drafts, the other behaviors act at finalization.
     keep_as_draft = subscription.pause_collection_behavior == "keep_as_draft"
+    # R-CON-7: while its on_behalf_of account is disconnected, a renewal stays a draft.
+    held = connect.holds_collection(subscription)
     invoice = _new_invoice(
         subscription,
         billing_reason=BillingReason.SUBSCRIPTION_CYCLE,
@@ -1400,8 +1404,11 @@ def _start_cycle(
         period_end=start,
         lines=lines,
         # R-SUB-5: an unpaid subscription's new invoices stay drafts, nothing is attempted.
-        auto_advance=not (unpaid or keep_as_draft),
+        auto_advance=not (unpaid or keep_as_draft or held),
     )
+    if held and not (unpaid or keep_as_draft):
+        invoice.awaiting_reconnection = True
+        batching.save(invoice, update_fields=["awaiting_reconnection"])
     if invoice.auto_advance:
         invoicing.schedule_finalization(invoice)
     _schedule_cycle_jobs(subscription)

@@ -1,0 +1,392 @@
+"""Connect (SPEC R-CON-*): connected accounts, the money a payment moves between accounts, the
+platform's fees, and disconnection.
+
+Money: every collected payment writes a `charge` to the merchant's balance. A direct charge
+(the payment lives on a connected account) pays the platform its application fee out of it; a
+destination charge (on the platform, `transfer_data[destination]`) transfers the amount less
+the fee on to the destination. Balances are the sums of those ledger rows.
+"""
+
+from collections import defaultdict
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from billing import batching, events, money, timeline
+from billing.choices import (
+    AccountType,
+    BillingReason,
+    CollectionMethod,
+    InvoiceStatus,
+    LedgerEntryType,
+)
+from billing.clocks import now_for
+from billing.ids import generate
+from billing.models import (
+    Account,
+    ApplicationFee,
+    BalanceTransaction,
+    Invoice,
+    PaymentIntent,
+    Subscription,
+    Transfer,
+)
+from billing.serializers import serialize
+
+# The invoices `application_fee_percent` applies to: those of a billing period (SPEC R-CON-4),
+# not the immediate prorations of an update.
+FEE_BILLING_REASONS = frozenset(
+    {BillingReason.SUBSCRIPTION_CREATE, BillingReason.SUBSCRIPTION_CYCLE}
+)
+
+
+def _account(pk: str) -> Account:
+    """An account, read once per batch (every payment of a renewal crowd may ask)."""
+    return batching.cached(("connect_account", pk), lambda: Account.objects.get(pk=pk))
+
+
+# --- connected accounts ----------------------------------------------------------------------
+
+
+def _application_payload(platform: Account) -> dict:
+    """Stripe's `application` object: the platform, as the application a connected account
+    authorized."""
+    return {"id": platform.id, "object": "application", "name": platform.display_name}
+
+
+def _emit_application_event(event_type: str, account: Account, platform: Account) -> None:
+    """`account.application.(de)authorized`, in both modes (the connection holds in both), on the
+    connected account so it reaches the platform's Connect endpoints with `account` (R-EVT-4)."""
+    for livemode in (False, True):
+        events.emit(
+            event_type,
+            account,
+            livemode=livemode,
+            payload=_application_payload(platform),
+        )
+
+
+@transaction.atomic
+def create_connected_account(platform: Account, **fields) -> Account:
+    """A new connected account of `platform` (SPEC R-CON-1), with its own customers, catalog,
+    settings and webhooks. `fields` are account settings (name, email, country, currency, time
+    zone, branding, metadata). Emits `account.application.authorized`."""
+    if platform.type != AccountType.PLATFORM:
+        raise ValidationError(
+            {"account": "Only a platform can create connected accounts; this is a connected one."}
+        )
+    from billing.services.accounts import ACCOUNT_SETTINGS_FIELDS, validate_timezone
+
+    unknown = set(fields) - ACCOUNT_SETTINGS_FIELDS - {"country"}
+    if unknown:
+        raise ValueError(f"not account settings: {', '.join(sorted(unknown))}")
+    account = Account(type=AccountType.CONNECTED, platform=platform, **fields)
+    if not account.name:
+        account.name = account.email or "Connected account"
+    if "default_currency" not in fields:
+        account.default_currency = platform.default_currency
+    if account.timezone:
+        try:
+            validate_timezone(account.timezone)
+        except ValidationError as error:
+            raise ValidationError({"timezone": error.messages}) from None
+    account.full_clean()
+    account.save(force_insert=True)
+    _emit_application_event("account.application.authorized", account, platform)
+    return account
+
+
+def _lock_connected(account: Account) -> Account:
+    locked = Account.objects.select_for_update().select_related("platform").get(pk=account.pk)
+    if locked.type != AccountType.CONNECTED:
+        raise ValidationError({"account": "Only a connected account can leave its platform."})
+    return locked
+
+
+@transaction.atomic
+def disconnect_account(account: Account) -> Account:
+    """The connected account leaves its platform (SPEC R-CON-7): nothing is canceled.
+
+    Direct charges go on, their fees too; destination charges stop transferring; renewal
+    invoices of `on_behalf_of` subscriptions that charge automatically stay drafts until the
+    account reconnects. The platform can no longer act as the account, and stops receiving its
+    events after this `account.application.deauthorized`.
+    """
+    locked = _lock_connected(account)
+    if locked.deauthorized_at is not None:
+        return locked
+    # Emitted first: the event itself still reaches the platform's Connect endpoints.
+    _emit_application_event("account.application.deauthorized", locked, locked.platform)
+    locked.deauthorize(timezone.now())
+    locked.save(update_fields=["deauthorized_at"])
+    account.deauthorized_at = locked.deauthorized_at
+    return locked
+
+
+@transaction.atomic
+def reconnect_account(account: Account) -> Account:
+    """The account authorizes its platform again: the held `on_behalf_of` drafts go back to
+    automatic collection (finalized and charged as soon as the timeline runs them)."""
+    locked = _lock_connected(account)
+    if locked.deauthorized_at is None:
+        return locked
+    locked.reauthorize()
+    locked.save(update_fields=["deauthorized_at"])
+    account.deauthorized_at = None
+    _emit_application_event("account.application.authorized", locked, locked.platform)
+    from billing.services.invoices import emit_updated
+
+    held = Invoice.objects.select_for_update().filter(
+        on_behalf_of=locked, status=InvoiceStatus.DRAFT, awaiting_reconnection=True
+    )
+    for invoice in held:
+        before = serialize(invoice)
+        invoice.auto_advance = True
+        invoice.awaiting_reconnection = False
+        invoice.save(update_fields=["auto_advance", "awaiting_reconnection"])
+        timeline.schedule("finalize_invoice", invoice, at=now_for(invoice))
+        emit_updated("invoice.updated", invoice, before)
+    return locked
+
+
+def check_still_connected(account: Account, param: str) -> None:
+    """New Connect arrangements name connected accounts that are still connected."""
+    if account.is_disconnected:
+        raise ValidationError(
+            {param: f"The account {account.id} has disconnected from your platform."}
+        )
+
+
+# --- restrictions (SPEC R-CON-5) -------------------------------------------------------------
+
+
+def check_platform_may_change(obj, platform: Account | None, *, param: str | None = None) -> None:
+    """A platform acting as a connected account may only change the subscriptions (and add fees
+    to the invoices) it created itself. `platform` is None when the account acts for itself."""
+    if platform is None:
+        return
+    if getattr(obj, "application_id", None) == platform.pk:
+        return
+    what = "subscription" if isinstance(obj, Subscription) else "invoice"
+    verb = "add an application fee to" if param == "application_fee_amount" else "modify"
+    raise ValidationError(
+        {
+            param or what: f"Your platform cannot {verb} this {what}: it was not created by your "
+            "platform."
+        }
+    )
+
+
+# --- fees and holds --------------------------------------------------------------------------
+
+
+def cycle_fee(invoice: Invoice, subscription: Subscription | None) -> int | None:
+    """The platform's fee on a subscription's billing-period invoice: `application_fee_percent`
+    of what it collects after coupons and the customer's balance (SPEC R-CON-3). None when no
+    percentage applies (R-CON-4: immediate prorations and manual invoices)."""
+    if subscription is None or subscription.application_fee_percent is None:
+        return None
+    if invoice.billing_reason not in FEE_BILLING_REASONS:
+        return None
+    return money.percent_of(invoice.amount_due, subscription.application_fee_percent)
+
+
+def holds_collection(subscription: Subscription) -> bool:
+    """R-CON-7: the renewal invoices of an `on_behalf_of` subscription that charges
+    automatically stay drafts while that account is disconnected."""
+    if subscription.on_behalf_of_id is None:
+        return False
+    if subscription.collection_method != CollectionMethod.CHARGE_AUTOMATICALLY:
+        return False
+    return _account(subscription.on_behalf_of_id).is_disconnected
+
+
+# --- money -----------------------------------------------------------------------------------
+
+
+def _ledger(account_id, intent, type_, amount, *, source, now, fee=0, description=""):
+    row = BalanceTransaction(
+        account_id=account_id,
+        livemode=intent.livemode,
+        type=type_,
+        amount=amount,
+        fee=fee,
+        net=amount - fee,
+        currency=intent.currency,
+        source=source,
+        description=description[:500],
+        created=now,
+    )
+    batching.insert(row)
+    return row
+
+
+def settle_payment(intent: PaymentIntent, invoice: Invoice | None, *, now, request_id=None):
+    """Record where a succeeded payment's money goes (SPEC R-CON-2/3/4, R-CON-7).
+
+    - On the merchant's balance (the intent's account): a `charge` of the amount; for a direct
+      charge its `fee` is the platform's application fee, which the platform's balance gains.
+    - A destination charge transfers the amount less the fee (or `transfer_data.amount_percent`
+      of it) to the destination, unless it disconnected: then the platform keeps it all.
+    """
+    amount = intent.amount_received
+    if amount <= 0:
+        return
+    fee = intent.application_fee_amount or 0
+    description = invoice.description or f"Invoice {invoice.number}" if invoice else ""
+    if intent.transfer_data_destination_id:
+        _ledger(
+            intent.account_id,
+            intent,
+            LedgerEntryType.CHARGE,
+            amount,
+            source=intent.id,
+            now=now,
+            description=description,
+        )
+        _transfer(intent, invoice, fee=fee, now=now, request_id=request_id)
+        return
+    merchant = _account(intent.account_id) if fee else None
+    if merchant is None or merchant.platform_id is None:
+        # The platform's own charge (an application fee is only valid on connected accounts).
+        _ledger(
+            intent.account_id,
+            intent,
+            LedgerEntryType.CHARGE,
+            amount,
+            source=intent.id,
+            now=now,
+            description=description,
+        )
+        return
+    fee = min(fee, amount)
+    application_fee = ApplicationFee(
+        account_id=merchant.platform_id,
+        livemode=intent.livemode,
+        connected_account_id=merchant.pk,
+        amount=fee,
+        currency=intent.currency,
+        payment_intent=intent,
+        invoice=invoice,
+        created=now,
+    )
+    application_fee.id = generate("fee")
+    _ledger(
+        merchant.pk,
+        intent,
+        LedgerEntryType.CHARGE,
+        amount,
+        fee=fee,
+        source=intent.id,
+        now=now,
+        description=description,
+    )
+    application_fee.balance_transaction = _ledger(
+        merchant.platform_id,
+        intent,
+        LedgerEntryType.APPLICATION_FEE,
+        fee,
+        source=application_fee.id,
+        now=now,
+        description=f"Application fee from {merchant.id}",
+    )
+    batching.insert(application_fee)
+    events.emit("application_fee.created", application_fee, request_id=request_id)
+
+
+def _transfer(intent: PaymentIntent, invoice: Invoice | None, *, fee: int, now, request_id):
+    destination = _account(intent.transfer_data_destination_id)
+    if destination.is_disconnected:
+        # R-CON-7: invoices continue, but no funds move to a disconnected account.
+        return
+    subscription = invoice.subscription if invoice is not None and invoice.subscription_id else None
+    percent = subscription.transfer_data_amount_percent if subscription is not None else None
+    amount = intent.amount_received
+    sent = money.percent_of(amount, percent) if percent is not None else amount - min(fee, amount)
+    transfer = Transfer(
+        account_id=intent.account_id,
+        livemode=intent.livemode,
+        amount=sent,
+        currency=intent.currency,
+        destination=destination,
+        destination_payment=generate("py"),
+        payment_intent=intent,
+        invoice=invoice,
+        # Stripe groups a destination charge's movements under its PaymentIntent.
+        transfer_group=f"group_{intent.id}",
+        created=now,
+    )
+    transfer.id = generate("tr")
+    transfer.balance_transaction = _ledger(
+        intent.account_id,
+        intent,
+        LedgerEntryType.TRANSFER,
+        -sent,
+        source=transfer.id,
+        now=now,
+        description=f"Transfer to {destination.id}",
+    )
+    _ledger(
+        destination.pk,
+        intent,
+        LedgerEntryType.PAYMENT,
+        sent,
+        source=transfer.destination_payment,
+        now=now,
+        description=f"Payment from {intent.account_id}",
+    )
+    batching.insert(transfer)
+    events.emit("transfer.created", transfer, request_id=request_id)
+    if fee and percent is None:
+        # What the platform kept of the payment, recorded as its fee (it is already out of the
+        # transfer, so it moves no balance).
+        application_fee = ApplicationFee(
+            account_id=intent.account_id,
+            livemode=intent.livemode,
+            connected_account=destination,
+            amount=min(fee, amount),
+            currency=intent.currency,
+            payment_intent=intent,
+            invoice=invoice,
+            created=now,
+        )
+        application_fee.id = generate("fee")
+        batching.insert(application_fee)
+        events.emit("application_fee.created", application_fee, request_id=request_id)
+
+
+# --- balances --------------------------------------------------------------------------------
+
+
+def balance(account: Account, livemode: bool) -> dict[str, int]:
+    """What the account holds per currency in one mode (sum of its ledger's `net`)."""
+    rows = (
+        BalanceTransaction.objects.filter(account=account, livemode__in=[bool(livemode)])
+        .values("currency")
+        .annotate(total=Sum("net"))
+        .order_by("currency")
+    )
+    return {row["currency"]: row["total"] for row in rows}
+
+
+def connect_totals(platform: Account, livemode: bool) -> dict[str, dict]:
+    """Per connected account of `platform`: fees collected and amounts transferred, by currency
+    (the platform's connected-accounts pages)."""
+    totals: dict[str, dict] = defaultdict(lambda: {"fees": {}, "transferred": {}})
+    fees = (
+        ApplicationFee.objects.filter(account=platform, livemode__in=[bool(livemode)])
+        .values("connected_account_id", "currency")
+        .annotate(total=Sum("amount"))
+    )
+    for row in fees:
+        totals[row["connected_account_id"]]["fees"][row["currency"]] = row["total"]
+    transfers = (
+        Transfer.objects.filter(account=platform, livemode__in=[bool(livemode)])
+        .values("destination_id", "currency")
+        .annotate(total=Sum("amount"))
+    )
+    for row in transfers:
+        totals[row["destination_id"]]["transferred"][row["currency"]] = row["total"]
+    return dict(totals)
