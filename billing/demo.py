@@ -57,6 +57,8 @@ from billing.choices import (
 from billing.models import (
     Account,
     ApiKey,
+    ApplicationFee,
+    BalanceTransaction,
     Coupon,
     Customer,
     CustomerBalanceTransaction,
@@ -76,11 +78,13 @@ from billing.models import (
     Subscription,
     SubscriptionItem,
     TestClock,
+    Transfer,
 )
 from billing.models.accounts import hash_api_key
 from billing.services import invoices as invoicing
 from billing.services import issue_api_key, update_recovery_settings
 from billing.services import subscriptions as subscribing
+from billing.services.connect import create_connected_account
 from billing.services.customers import add_card, create_customer
 from billing.services.test_clocks import advance_test_clock, create_test_clock
 from notifications.services.settings import update_email_settings
@@ -93,6 +97,22 @@ DEFAULT_LOGIN_EMAIL = "demo@relance.local"
 LOGIN_FILE_NAME = "demo-login.txt"
 EUR_TO_USD = Decimal("1.08")
 CLOCK_NAME = "Northwind demo"
+
+# Connect (SPEC R-CON-*): Northwind is a platform. A reseller receives destination charges for
+# the customers it brought; a studio bills its own members on Northwind with a platform fee.
+PARTNER_NAME = "Atlas Resellers"
+PARTNER_EVERY = 8
+PARTNER_FEE_PERCENT = Decimal("20")
+STUDIO_NAME = "Harbor Yoga Studio"
+STUDIO_CLOCK_NAME = "Harbor Yoga demo"
+STUDIO_FEE_PERCENT = Decimal("10")
+STUDIO_MEMBERS = (
+    ("Maya Lindqvist", "maya.lindqvist@mail.example", "4242424242424242"),
+    ("Tomás Ferreira", "tomas.ferreira@inbox.example", "5555555555554444"),
+    ("Aiko Tanaka", "aiko.tanaka@mail.example", "4242424242424242"),
+    ("Noah Okafor", "noah.okafor@post.example", "4000000000000341"),
+    ("Lea Schmitt", "lea.schmitt@webmail.example", "4242424242424242"),
+)
 # The test clock starts this many months before the day the command runs.
 HISTORY_MONTHS = 6
 
@@ -816,11 +836,17 @@ class Simulation:
     everything happens now, on wall time.
     """
 
-    def __init__(self, account: Account, catalog: Catalog, *, livemode: bool, clock=None):
+    def __init__(
+        self, account: Account, catalog: Catalog, *, livemode: bool, clock=None, partner=None
+    ):
         self.account = account
         self.catalog = catalog
         self.livemode = livemode
         self.clock = clock
+        # A connected reseller: every PARTNER_EVERY-th card-paying sign-up came through it, so
+        # its subscription transfers to it less the platform's fee (destination charges).
+        self.partner = partner
+        self.arrivals = 0
 
     def run(self, plans: list[CustomerPlan], until: datetime | None = None) -> None:
         """Every plan's arrival and actions in time order; then the clock is brought to `until`."""
@@ -892,10 +918,20 @@ class Simulation:
         if sp.coupon_code:
             options["coupon"] = self.catalog.coupons[sp.coupon_code]
         price = self.catalog.prices[sp.product_key, sp.interval, sp.currency]
+        self.arrivals += 1
+        metadata = {"plan_tier": sp.product_key}
+        if (
+            self.partner is not None
+            and sp.collection_method != CollectionMethod.SEND_INVOICE
+            and self.arrivals % PARTNER_EVERY == 0
+        ):
+            options["transfer_data"] = {"destination": self.partner.pk}
+            options["application_fee_percent"] = PARTNER_FEE_PERCENT
+            metadata["channel"] = "partner"
         subscription = subscribing.create_subscription(
             customer,
             items=[{"price": price, "quantity": sp.quantity}],
-            metadata={"plan_tier": sp.product_key},
+            metadata=metadata,
             **options,
         )
         plan.subscription_id = subscription.pk
@@ -1034,8 +1070,22 @@ def find_demo_account() -> Account | None:
 
 
 def delete_demo_account(account: Account) -> None:
-    """Delete the demo account and all its data: dependents first, past PROTECT foreign keys."""
+    """Delete the demo account, its connected accounts and all their data: the platform's data
+    first (its transfers and subscriptions point at the connected accounts), then each
+    connected account, then the platform."""
+    _delete_account_data(account)
+    for connected in Account.objects.filter(platform=account):
+        _delete_account_data(connected)
+        connected.delete()
+    account.delete()
+
+
+def _delete_account_data(account: Account) -> None:
+    """Delete one account's data, dependents first, past PROTECT foreign keys."""
     for model in (
+        ApplicationFee,
+        Transfer,
+        BalanceTransaction,
         Event,
         DueJob,
         PaymentIntent,
@@ -1057,7 +1107,6 @@ def delete_demo_account(account: Account) -> None:
         ApiKey,
     ):
         model.objects.filter(account=account).delete()
-    account.delete()
 
 
 def demo_clock(account: Account) -> TestClock | None:
@@ -1107,9 +1156,19 @@ def load_demo(*, now: datetime, seed: int = SEED, reset: bool = False) -> LoadRe
         for mode in (False, True)
     }
 
+    partner = create_connected_account(
+        account,
+        name=PARTNER_NAME,
+        email="billing@atlas-resellers.example",
+        branding_display_name="Atlas",
+        branding_primary_color="#B45309",
+    )
     clock = create_test_clock(account, frozen_time=start, name=CLOCK_NAME)
-    Simulation(account, catalogs[False], livemode=False, clock=clock).run(plans[False], until=now)
+    Simulation(account, catalogs[False], livemode=False, clock=clock, partner=partner).run(
+        plans[False], until=now
+    )
     Simulation(account, catalogs[True], livemode=True).run(plans[True])
+    load_studio(account, start=start, now=now, seed=seed)
 
     return LoadResult(
         account=account,
@@ -1120,6 +1179,61 @@ def load_demo(*, now: datetime, seed: int = SEED, reset: bool = False) -> LoadRe
         # Jobs the engine could not run (the clock moves on past them): reported, not hidden.
         failed_jobs=list(DueJob.objects.filter(account=account, status=JobStatus.FAILED)),
     )
+
+
+def load_studio(platform: Account, *, start: datetime, now: datetime, seed: int = SEED) -> Account:
+    """A connected studio billing its members directly, with the platform's 10% fee on each
+    payment (SPEC R-CON-1, R-CON-3), on its own test clock: members join over the months before
+    `now`, one with a card that declines."""
+    rng = random.Random(seed + 1)
+    studio = create_connected_account(
+        platform,
+        name=STUDIO_NAME,
+        email="hello@harbor-yoga.example",
+        timezone="Europe/Lisbon",
+        branding_display_name="Harbor Yoga",
+        branding_primary_color="#047857",
+    )
+    created = start - timedelta(days=7)
+    product = Product.objects.create(
+        account=studio, livemode=False, name="Unlimited classes", created=created
+    )
+    price = Price.objects.create(
+        account=studio,
+        livemode=False,
+        product=product,
+        currency="usd",
+        unit_amount=4500,
+        type=PriceType.RECURRING,
+        recurring_interval=Interval.MONTH,
+        recurring_interval_count=1,
+        recurring_usage_type=UsageType.LICENSED,
+        created=created,
+    )
+    events.emit("product.created", product, created=created)
+    events.emit("price.created", price, created=created)
+    clock = create_test_clock(studio, frozen_time=start, name=STUDIO_CLOCK_NAME)
+    span = max((now - start).days, 1)
+    joins = sorted(start + timedelta(days=rng.uniform(0, span * 0.8)) for _ in STUDIO_MEMBERS)
+    for (name, email, number), joined in zip(STUDIO_MEMBERS, joins, strict=True):
+        if joined > clock.frozen_time:
+            clock = advance_test_clock(clock, to=joined, synchronously=True)
+        with clocks.running(clock.pk, clock.frozen_time):
+            member = create_customer(
+                studio, livemode=False, test_clock=clock, email=email, name=name
+            )
+            card = {"number": number, "exp_month": 12, "exp_year": 2030, "cvc": "123"}
+            add_card(member, card=card, set_default=True)
+            subscribing.create_subscription(
+                member,
+                items=[{"price": price}],
+                application_fee_percent=STUDIO_FEE_PERCENT,
+                application=platform,
+                payment_behavior="allow_incomplete",
+            )
+    if now > clock.frozen_time:
+        advance_test_clock(clock, to=now, synchronously=True)
+    return studio
 
 
 @dataclass

@@ -147,7 +147,7 @@ def _new_invoice(
     return invoice
 
 
-# --- Connect parameters (SPEC R-CON-1/2/3/6): stored and rendered; fees and transfers are #8 --
+# --- Connect parameters (SPEC R-CON-1/2/3/6); services/connect.py moves the money ------------
 
 
 def _percent(value, param: str) -> Decimal | None:
@@ -420,9 +420,10 @@ def create_subscription(
     """Subscribe `customer` to `items`, with an optional trial and anchor (SPEC R-SUB, R-TRIAL).
 
     Connect (SPEC R-CON-1/2/3/6): `application_fee_percent`, `transfer_data` (`destination`, an
-    account or id, and `amount_percent`) and `on_behalf_of` are validated and stored; the fee
-    and transfer amounts they imply are computed elsewhere (issue #8). `application` is the
-    platform creating it while acting as the connected account.
+    account or id, and `amount_percent`) and `on_behalf_of` are validated and stored; each
+    invoice takes its fee at finalization and each payment settles through
+    `services.connect`. `application` is the platform creating it while acting as the
+    connected account (SPEC R-CON-5).
 
     The first invoice is created, finalized and charged at once (SPEC R-INV-2: synchronous
     first payments are not delayed). With `error_if_incomplete`, a failed first payment raises

@@ -34,7 +34,11 @@ TASK_CHUNK = 100
 
 def endpoints_query(account_id: str, livemode: bool):
     """Enabled endpoints that receive the events of `account_id` in this mode."""
-    platform = Account.objects.filter(pk=account_id).values("platform_id")
+    # A connected account that disconnected no longer reports to its platform (SPEC R-CON-7);
+    # its `account.application.deauthorized` is emitted just before, and still goes.
+    platform = Account.objects.filter(pk=account_id, deauthorized_at__isnull=True).values(
+        "platform_id"
+    )
     return WebhookEndpoint.objects.filter(
         Q(account_id=account_id, connect=False) | Q(account_id__in=platform, connect=True),
         livemode__in=[bool(livemode)],

@@ -549,3 +549,40 @@ def test_another_email_gets_its_own_owner_login(demo_account, settings, tmp_path
     assert email == "sales@relance.local"
     assert client.login(username=email, password=password)
     assert Membership.objects.filter(user__username=email, account=demo_account).exists()
+
+
+# --- Connect (SPEC R-CON-1, R-CON-2, R-CON-3) ---------------------------------------------------
+
+
+def test_the_demo_platform_has_a_reseller_paid_by_destination_charges(demo_account):
+    """SPEC R-CON-2: the partner's customers' paid invoices transferred 80% to the reseller."""
+    from billing.models import Transfer
+    from billing.services import connect
+
+    partner = Account.objects.get(platform=demo_account, name=demo.PARTNER_NAME)
+    referred = subscriptions(demo_account, transfer_data_destination=partner)
+    assert referred.count() >= 5
+    transfers = Transfer.objects.filter(destination=partner, livemode=False)
+    assert transfers.count() > referred.count()
+    for transfer in transfers.select_related("payment_intent"):
+        received = transfer.payment_intent.amount_received
+        assert transfer.amount == received - connect.money.percent_of(received, Decimal("20"))
+    balance = connect.balance(partner, livemode=False)
+    assert balance["usd"] == sum(t.amount for t in transfers if t.currency == "usd")
+
+
+def test_the_demo_studio_bills_its_members_with_the_platform_fee(demo_account):
+    """SPEC R-CON-1, R-CON-3: the studio's own members pay it; Northwind takes 10% of each."""
+    from billing.models import ApplicationFee
+
+    studio = Account.objects.get(platform=demo_account, name=demo.STUDIO_NAME)
+    members = Customer.objects.filter(**scoped(studio))
+    assert members.count() == len(demo.STUDIO_MEMBERS)
+    paid = Invoice.objects.filter(**scoped(studio), status=InvoiceStatus.PAID, amount_paid__gt=0)
+    fees = ApplicationFee.objects.filter(account=demo_account, connected_account=studio)
+    assert paid.count() >= 10
+    assert sorted(fees.values_list("amount", flat=True)) == sorted(
+        invoice.amount_paid // 10 for invoice in paid
+    )
+    # The member whose card declines never started (SPEC R-SUB-2).
+    assert Subscription.objects.filter(**scoped(studio), status="incomplete_expired").exists()
