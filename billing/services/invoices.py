@@ -625,6 +625,8 @@ def finalize_invoice(invoice: Invoice, *, collect: bool = True, request_id=None)
     if invoice.automatic_tax_enabled:
         invoice.automatic_tax_status = AutomaticTaxStatus.COMPLETE
     invoice.last_finalization_error = None
+    # A draft held for a disconnected account's reconnection is held no longer (SPEC R-CON-7).
+    invoice.awaiting_reconnection = False
     invoice.number = _next_number(invoice)
     invoice.status = InvoiceStatus.OPEN
     invoice.finalized_at = now

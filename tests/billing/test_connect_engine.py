@@ -467,3 +467,27 @@ def test_trial_end_now_on_a_connected_account_starts_the_paid_period(account, co
     assert subscription.status == SubscriptionStatus.ACTIVE
     assert ApplicationFee.objects.get().amount == 300
     assert _balance(connected) == {"usd": 2700}
+
+
+def test_a_held_draft_can_be_collected_without_its_on_behalf_of(account, connected):
+    """SPEC R-CON-7: instead of reconnecting, the platform removes `on_behalf_of` from the held
+    draft, finalizes it and retries the payment: it is charged on the platform."""
+    clock = create_test_clock(account, frozen_time=START)
+    customer = _customer(account, clock)
+    price = factories.make_price(account, unit_amount=3000)
+    subscription = subs.create_subscription(
+        customer, items=[{"price": price}], on_behalf_of=connected.id
+    )
+    connect.disconnect_account(connected)
+    _advance(clock, days=32)
+    held = _cycle_invoice(subscription)
+
+    invoicing.update_invoice(held, on_behalf_of="")
+    invoicing.finalize_invoice(held)
+    invoicing.pay_invoice(held)
+
+    held.refresh_from_db()
+    assert held.status == InvoiceStatus.PAID
+    assert held.on_behalf_of_id is None
+    assert held.awaiting_reconnection is False
+    assert _balance(account) == {"usd": 6000}
