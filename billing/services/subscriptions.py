@@ -108,12 +108,18 @@ def _price_interval(subscription: Subscription):
 def _schedule_cycle_jobs(subscription: Subscription) -> None:
     """Renewal at the period's end, and the `invoice.upcoming` notice before it (SPEC R-INV-6)."""
     timeline.schedule("renewal", subscription, at=subscription.current_period_end)
+    _schedule_upcoming_notice(subscription, before=subscription.current_period_end)
+
+
+def _schedule_upcoming_notice(subscription: Subscription, *, before) -> None:
+    """`invoice.upcoming` the configured days before the next invoice (a renewal, or the end of
+    a trial, as Stripe sends it); none for `send_invoice` or when that moment has passed."""
     if subscription.collection_method == CollectionMethod.SEND_INVOICE:
         timeline.cancel("upcoming_renewal", subscription)
         return
     days = invoicing.recovery_settings(subscription.account_id, subscription.livemode)
     days = days.upcoming_renewal_days
-    notice_at = subscription.current_period_end - timedelta(days=days)
+    notice_at = before - timedelta(days=days)
     if days and notice_at > now_for(subscription):
         timeline.schedule("upcoming_renewal", subscription, at=notice_at)
     else:
@@ -121,10 +127,12 @@ def _schedule_cycle_jobs(subscription: Subscription) -> None:
 
 
 def _schedule_trial_jobs(subscription: Subscription, now) -> None:
-    """`trial_will_end` three days before (or at once for short trials) and the trial's end."""
+    """`trial_will_end` three days before (or at once for short trials), the trial's end, and
+    the `invoice.upcoming` of the first paid invoice."""
     notice_at = max(subscription.trial_end - TRIAL_WILL_END_NOTICE, now)
     timeline.schedule("trial_will_end", subscription, at=notice_at)
     timeline.schedule("trial_end", subscription, at=subscription.trial_end)
+    _schedule_upcoming_notice(subscription, before=subscription.trial_end)
 
 
 def _new_invoice(
@@ -1351,16 +1359,14 @@ def _end_trial(subscription: Subscription, *, now, request_id=None) -> None:
     )
 
 
-def _start_cycle(
-    subscription: Subscription, *, start, now, request_id=None, status=None
-) -> Invoice:
-    """Open the period that begins at `start`: a draft invoice now, finalized in about an hour."""
+def _cycle_lines(subscription: Subscription, start):
+    """The lines of the period that begins at `start`, and its end: up to the next anchor
+    boundary, prorated when that is short of a whole period (SPEC R-TRIAL-5)."""
     interval, count = _price_interval(subscription)
     end = periods.next_boundary(subscription.billing_cycle_anchor, interval, count, start)
     full_start = periods.shift(end, interval, count, -1)
     items = _items(subscription)
     if full_start < start:
-        # A short first period up to the anchor is prorated (SPEC R-TRIAL-5).
         lines = _item_lines(
             subscription,
             items,
@@ -1372,6 +1378,14 @@ def _start_cycle(
         )
     else:
         lines = _item_lines(subscription, items, start=start, end=end)
+    return lines, end
+
+
+def _start_cycle(
+    subscription: Subscription, *, start, now, request_id=None, status=None
+) -> Invoice:
+    """Open the period that begins at `start`: a draft invoice now, finalized in about an hour."""
+    lines, end = _cycle_lines(subscription, start)
     before = serialize(subscription)
     previous_start = subscription.current_period_start
     subscription.current_period_start = start
@@ -1535,9 +1549,7 @@ def preview_next_invoice(subscription: Subscription) -> dict:
     """The invoice the next renewal will create, rendered as Stripe renders an upcoming invoice
     (no id). Built by the same code as the renewal invoice, and never saved."""
     start = subscription.current_period_end
-    interval, count = _price_interval(subscription)
-    end = periods.next_boundary(subscription.billing_cycle_anchor, interval, count, start)
-    items = _items(subscription)
+    lines, _ = _cycle_lines(subscription, start)
     invoice, _, _ = invoicing.build_invoice(
         subscription.customer,
         subscription=subscription,
@@ -1545,7 +1557,7 @@ def preview_next_invoice(subscription: Subscription) -> dict:
         currency=subscription.currency,
         period_start=subscription.current_period_start,
         period_end=start,
-        lines=_item_lines(subscription, items, start=start, end=end),
+        lines=lines,
         collection_method=subscription.collection_method,
         created=start,
     )
@@ -1559,7 +1571,16 @@ def preview_next_invoice(subscription: Subscription) -> dict:
 
 @timeline.handler("upcoming_renewal", target=_load_subscription, load_many=_load_subscriptions)
 def _upcoming_renewal_due(subscription: Subscription, job) -> None:
-    """SPEC R-INV-6: `invoice.upcoming` before a renewal, for automatic collection only."""
+    """SPEC R-INV-6: `invoice.upcoming` before a renewal or a trial's end, for automatic
+    collection only; not before a trial end that will cancel or pause instead of invoicing
+    (SPEC R-TRIAL-6)."""
+    if (
+        subscription.status == SubscriptionStatus.TRIALING
+        and not _has_payment_method(subscription)
+        and subscription.trial_settings_missing_payment_method
+        != MissingPaymentMethodBehavior.CREATE_INVOICE
+    ):
+        return
     if (
         subscription.status
         in (SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE, SubscriptionStatus.TRIALING)
