@@ -5,6 +5,8 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from billing.api.connect import OAuthDeauthorizeView
+
 admin.site.site_header = "Relance support"
 admin.site.site_title = "Relance support"
 admin.site.index_title = "Billing data"
@@ -13,6 +15,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     # CSRF does not apply: API views are csrf_exempt and authenticate with secret keys.
     path("v1/", include("billing.api.urls")),
+    # Stripe's connect.stripe.com endpoint (`StripeClient(base_addresses={"connect": …})`).
+    path("oauth/deauthorize", OAuthDeauthorizeView.as_view()),
     path(
         "login/",
         auth_views.LoginView.as_view(

@@ -50,6 +50,23 @@ def _no_key() -> ApiError:
     )
 
 
+def redacted_key(key: ApiKey) -> str:
+    """A stored key as Stripe echoes it in errors (only its last four characters are known)."""
+    return f"{key.prefix}{'*' * 24}{key.last4}"
+
+
+def no_access(redacted: str, account_id: str) -> ApiError:
+    """Stripe's 403 for an account the key may not act on or read: unknown, another
+    platform's, or disconnected from the caller's platform."""
+    return ApiError(
+        f"The provided key '{redacted}' does not have access to account "
+        f"'{account_id[:64]}' (or that account does not exist). Application access may "
+        "have been revoked.",
+        status=403,
+        code="account_invalid",
+    )
+
+
 def raw_key(request) -> str:
     """The secret key from `Authorization: Bearer …` or Basic auth (the key as user name)."""
     header = request.META.get("HTTP_AUTHORIZATION", "").strip()
@@ -93,15 +110,10 @@ def authenticate(request, *, request_id: str) -> ApiContext:
             connected = Account.objects.filter(
                 pk=header, platform=account, type=AccountType.CONNECTED
             ).first()
-        if connected is None:
-            # Stripe answers 403 whether the account does not exist or is someone else's.
-            raise ApiError(
-                f"The provided key '{_redacted(raw)}' does not have access to account "
-                f"'{header[:64]}' (or that account does not exist). Application access may "
-                "have been revoked.",
-                status=403,
-                code="account_invalid",
-            )
+        if connected is None or connected.is_disconnected:
+            # Stripe answers 403 whether the account does not exist, is someone else's, or
+            # disconnected from the platform (SPEC R-CON-7: access was revoked).
+            raise no_access(_redacted(raw), header)
         account = connected
     return ApiContext(api_key=key, account=account, livemode=key.livemode, request_id=request_id)
 

@@ -6,8 +6,13 @@ hold an id Stripe lets callers expand (dotted when inside a sub-hash, as
 is fetched within the caller's account and mode and rendered by `serialize`.
 """
 
+from django.db.models import Q
+
 from billing.api.errors import invalid
 from billing.models import (
+    Account,
+    ApplicationFee,
+    BalanceTransaction,
     Customer,
     Invoice,
     InvoiceItem,
@@ -17,6 +22,7 @@ from billing.models import (
     Product,
     Subscription,
     TestClock,
+    Transfer,
 )
 from billing.models.base import in_mode
 from billing.serializers import serialize
@@ -51,6 +57,8 @@ EXPANDABLE: dict[str, set[str]] = {
     "payment_intent": {"customer", "invoice", "payment_method"},
     "line_item": {"subscription"},
     "customer_balance_transaction": {"customer", "invoice"},
+    "transfer": {"balance_transaction", "destination", "invoice", "payment_intent"},
+    "application_fee": {"account", "balance_transaction", "invoice", "payment_intent"},
 }
 
 # Which model an id names, by its prefix (SPEC R-CORE-2).
@@ -64,6 +72,9 @@ MODELS_BY_PREFIX = {
     "ii": InvoiceItem,
     "pi": PaymentIntent,
     "clock": TestClock,
+    "tr": Transfer,
+    "fee": ApplicationFee,
+    "txn": BalanceTransaction,
 }
 
 
@@ -74,7 +85,14 @@ def _cannot(path: str):
 def _fetch(object_id: str, ctx):
     """The object `object_id` names in the caller's account and mode, rendered; the id itself
     when it names something else (a connected account, which is not the caller's to read)."""
-    model = MODELS_BY_PREFIX.get(object_id.split("_", 1)[0])
+    prefix = object_id.split("_", 1)[0]
+    if prefix == "acct":
+        # The caller itself, or one of its connected accounts (a transfer's destination).
+        found = Account.objects.filter(
+            Q(pk=ctx.account.pk) | Q(pk=object_id, platform=ctx.account), pk=object_id
+        ).first()
+        return serialize(found) if found is not None else object_id
+    model = MODELS_BY_PREFIX.get(prefix)
     if model is None:
         return object_id
     obj = (

@@ -16,7 +16,7 @@ from billing.api.params import (
     Timestamp,
     Unsupported,
 )
-from billing.api.subscriptions import ENDED, _payment_method
+from billing.api.subscriptions import ENDED, _payment_method, acting_platform
 from billing.choices import CollectionMethod, InvoiceStatus, SubscriptionStatus
 from billing.models import (
     Customer,
@@ -26,6 +26,7 @@ from billing.models import (
     Price,
     Subscription,
 )
+from billing.services import connect
 from billing.services.catalog import MAX_UNIT_AMOUNT
 from billing.services.subscriptions import preview_next_invoice, preview_resume_invoice
 
@@ -102,7 +103,11 @@ class InvoicesView(ApiView):
             options["subscription"] = get_or_404(
                 ctx, Subscription, params["subscription"], "subscription", param="subscription"
             )
-        return services.create_manual_invoice(customer, request_id=ctx.request_id, **options)
+        # Made by the platform acting as its connected account: the platform's invoice, to
+        # which it may add a fee (SPEC R-CON-5).
+        return services.create_manual_invoice(
+            customer, application=acting_platform(ctx), request_id=ctx.request_id, **options
+        )
 
     def get(self, ctx, params):
         invoices = invoices_of(ctx)
@@ -164,6 +169,11 @@ class InvoiceView(ApiView):
         if "metadata" in params:
             options["metadata"] = params["metadata"]
         if "application_fee_amount" in params:
+            if params["application_fee_amount"] is not None:
+                # SPEC R-CON-5: only on invoices the platform created, when acting as the account.
+                connect.check_platform_may_change(
+                    invoice, acting_platform(ctx), param="application_fee_amount"
+                )
             options["application_fee_amount"] = params["application_fee_amount"]  # "" unsets
         if "transfer_data" in params:
             options["transfer_data"] = params["transfer_data"] or None

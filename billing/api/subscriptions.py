@@ -29,7 +29,16 @@ from billing.choices import (
     ProrationBehavior,
     SubscriptionStatus,
 )
-from billing.models import Coupon, Customer, PaymentMethod, Price, Subscription, SubscriptionItem
+from billing.models import (
+    Account,
+    Coupon,
+    Customer,
+    PaymentMethod,
+    Price,
+    Subscription,
+    SubscriptionItem,
+)
+from billing.services import connect
 from billing.services.subscriptions import MAX_TRIAL_DAYS
 
 ID = String(max_length=255)
@@ -127,6 +136,20 @@ def _one_offs(ctx, params: dict) -> list[dict]:
             resolved["quantity"] = item["quantity"]
         one_offs.append(resolved)
     return one_offs
+
+
+def acting_platform(ctx) -> Account | None:
+    """The platform when the request acts as one of its connected accounts (`Stripe-Account`),
+    else None (the account acts for itself)."""
+    if ctx.account.pk != ctx.api_key.account_id:
+        return ctx.api_key.account
+    return None
+
+
+def check_may_change(ctx, subscription: Subscription) -> None:
+    """SPEC R-CON-5: acting as a connected account, a platform may only update, cancel or
+    resume the subscriptions it created there (400 otherwise, nothing changed)."""
+    connect.check_platform_may_change(subscription, acting_platform(ctx))
 
 
 LIST_STATUSES = (*SubscriptionStatus.values, "all", "ended")
@@ -243,9 +266,10 @@ class SubscriptionsView(ApiView):
             "cancel_at_period_end": bool(params.get("cancel_at_period_end")),
             **connect_options(params),
         }
-        if ctx.account.pk != ctx.api_key.account_id:
+        platform = acting_platform(ctx)
+        if platform is not None:
             # Created by the platform acting as its connected account (SPEC R-CON-1, R-CON-5).
-            options["application"] = ctx.api_key.account
+            options["application"] = platform
         for name in (
             "trial_end",
             "trial_period_days",
@@ -364,6 +388,7 @@ class SubscriptionView(ApiView):
 
     def post(self, ctx, params, subscription_id):
         subscription = _subscription_or_404(ctx, subscription_id)
+        check_may_change(ctx, subscription)
         options = {}
         if "items" in params:
             options["items"] = [
@@ -433,6 +458,7 @@ class SubscriptionView(ApiView):
 
     def delete(self, ctx, params, subscription_id):
         subscription = _subscription_or_404(ctx, subscription_id)
+        check_may_change(ctx, subscription)
         details = params.get("cancellation_details") or {}
         return services.cancel_subscription(
             subscription,
@@ -457,6 +483,7 @@ class SubscriptionResumeView(ApiView):
 
     def post(self, ctx, params, subscription_id):
         subscription = _subscription_or_404(ctx, subscription_id)
+        check_may_change(ctx, subscription)
         return services.resume_subscription(
             subscription,
             billing_cycle_anchor=params.get("billing_cycle_anchor") or "now",
@@ -512,6 +539,7 @@ class SubscriptionItemsView(ApiView):
         subscription = get_or_404(
             ctx, Subscription, params["subscription"], "subscription", param="subscription"
         )
+        check_may_change(ctx, subscription)
         price = _price(ctx, params["price"], "price")
         return services.create_subscription_item(
             subscription,
@@ -567,6 +595,7 @@ class SubscriptionItemView(ApiView):
 
     def post(self, ctx, params, item_id):
         item = _item_or_404(ctx, item_id)
+        check_may_change(ctx, item.subscription)
         return services.update_subscription_item(
             item,
             price=_price(ctx, params["price"], "price") if params.get("price") else None,
@@ -579,6 +608,7 @@ class SubscriptionItemView(ApiView):
 
     def delete(self, ctx, params, item_id):
         item = _item_or_404(ctx, item_id)
+        check_may_change(ctx, item.subscription)
         services.delete_subscription_item(
             item,
             proration_behavior=params.get("proration_behavior")

@@ -3,7 +3,9 @@
 from django.urls import path, re_path
 
 from billing.api import (
+    accounts,
     catalog,
+    connect,
     customers,
     events,
     invoices,
@@ -83,6 +85,20 @@ urlpatterns = [
     path(
         "test_helpers/test_clocks/<str:clock_id>/advance",
         test_clocks.TestClockAdvanceView.as_view(),
+    ),
+    # Connect (SPEC R-CON-*): connected accounts and the money between accounts.
+    path("account", accounts.CurrentAccountView.as_view()),
+    path("accounts", accounts.AccountsView.as_view()),
+    path("accounts/<str:account_id>", accounts.AccountView.as_view()),
+    path("transfers", connect.TransfersView.as_view()),
+    path("transfers/<str:transfer_id>", connect.TransferView.as_view()),
+    path("application_fees", connect.ApplicationFeesView.as_view()),
+    path("application_fees/<str:fee_id>", connect.ApplicationFeeView.as_view()),
+    path("balance", connect.BalanceView.as_view()),
+    path("balance_transactions", connect.BalanceTransactionsView.as_view()),
+    path(
+        "balance_transactions/<str:transaction_id>",
+        connect.BalanceTransactionView.as_view(),
     ),
     path("webhook_endpoints", webhook_endpoints.WebhookEndpointsView.as_view()),
     path("webhook_endpoints/<str:endpoint_id>", webhook_endpoints.WebhookEndpointView.as_view()),

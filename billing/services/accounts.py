@@ -23,6 +23,8 @@ ACCOUNT_SETTINGS_FIELDS = frozenset(
         "branding_display_name",
         "branding_logo_url",
         "branding_primary_color",
+        # Replaced whole: the API merges Stripe's metadata update before passing it on.
+        "metadata",
     }
 )
 

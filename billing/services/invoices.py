@@ -139,6 +139,7 @@ def build_invoice(
     metadata=None,
     description: str = "",
     created=None,
+    application=None,
 ) -> tuple[Invoice, list[InvoiceLineItem], list[InvoiceItem]]:
     """An unsaved draft invoice with its unsaved lines — `lines` (dicts of InvoiceLineItem
     fields) plus the customer's pending invoice items for this subscription — and totals.
@@ -168,7 +169,11 @@ def build_invoice(
         transfer_data_destination_id=getattr(subscription, "transfer_data_destination_id", None),
         # Invoices of a subscription the platform created as the account are the platform's too
         # (SPEC R-CON-5).
-        application_id=getattr(subscription, "application_id", None),
+        application_id=(
+            application.pk
+            if application is not None
+            else getattr(subscription, "application_id", None)
+        ),
         default_payment_method_id=getattr(subscription, "default_payment_method_id", None),
     )
     if collection_method == CollectionMethod.SEND_INVOICE and days_until_due is not None:
@@ -301,10 +306,14 @@ def create_manual_invoice(
     metadata=None,
     subscription: Subscription | None = None,
     pending_invoice_items_behavior: str = "include",
+    application=None,
     request_id=None,
 ) -> Invoice:
     """A draft `manual` invoice gathering the customer's pending invoice items: those of
     `subscription` when given (its prorations, one-off items), else those of no subscription.
+
+    `application` is the platform creating it while acting as the connected account (SPEC
+    R-CON-5: it may then add a fee); an invoice of a subscription keeps the subscription's.
 
     With `pending_invoice_items_behavior="exclude"` it gathers nothing and may be empty (its
     currency is the subscription's, else the customer's, else the account's default). Like
@@ -359,6 +368,7 @@ def create_manual_invoice(
         include_pending_items=include,
         metadata=metadata,
         description=description,
+        application=application if subscription is None else None,
     )
     if subscription is not None:
         # build_invoice takes the subscription's settings; a manual invoice keeps the caller's.
