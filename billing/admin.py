@@ -6,8 +6,9 @@ page costs the same number of queries with 20 rows or 20 million. Foreign keys a
 raw-id or autocomplete widgets, never a `<select>` of every customer. What the engine derives
 (ids, timestamps, balances, finalized amounts, the event log) is read-only here: state changes
 that matter go through services, and the admin actions below call those: retry a payment, void
-an invoice, cancel a subscription, run a due job now. An action reports each selected object's
-outcome on its own line, so one failure never hides the others (and never becomes a 500).
+an invoice, cancel a subscription, run a due job now, disconnect or reconnect a connected
+account. An action reports each selected object's outcome on its own line, so one failure
+never hides the others (and never becomes a 500).
 """
 
 import json
@@ -30,11 +31,13 @@ from django.utils.html import format_html
 from django.utils.text import Truncator
 
 from billing import timeline
-from billing.choices import InvoiceStatus, JobStatus, PaymentIntentStatus
+from billing.choices import AccountType, InvoiceStatus, JobStatus, PaymentIntentStatus
 from billing.ids import IdFactory
 from billing.models import (
     Account,
     ApiKey,
+    ApplicationFee,
+    BalanceTransaction,
     Coupon,
     Customer,
     CustomerBalanceTransaction,
@@ -55,12 +58,14 @@ from billing.models import (
     Subscription,
     SubscriptionItem,
     TestClock,
+    Transfer,
     WebhookAttempt,
     WebhookDelivery,
     WebhookEndpoint,
 )
 from billing.models.base import ModeScoped
 from billing.money import format_amount
+from billing.services import connect as connect_services
 from billing.services import invoices as invoice_services
 from billing.services import subscriptions as subscription_services
 from billing.services import webhooks as webhook_services
@@ -490,6 +495,24 @@ class ApiKeyInline(ReadOnlyInline):
         return obj.redacted
 
 
+class ConnectionFilter(admin.SimpleListFilter):
+    """Connected accounts by whether they are still connected to their platform (R-CON-7)."""
+
+    title = "connection"
+    parameter_name = "connection"
+
+    def lookups(self, request, model_admin):
+        return [("connected", "Connected"), ("disconnected", "Disconnected")]
+
+    def queryset(self, request, queryset):
+        connected = queryset.filter(type=AccountType.CONNECTED)
+        if self.value() == "connected":
+            return connected.filter(deauthorized_at__isnull=True)
+        if self.value() == "disconnected":
+            return connected.filter(deauthorized_at__isnull=False)
+        return queryset
+
+
 @admin.register(Account)
 class AccountAdmin(BillingAdmin):
     list_display = (
@@ -497,13 +520,14 @@ class AccountAdmin(BillingAdmin):
         "name",
         "type",
         link_column("platform", ordering="platform__name"),
+        "connection",
         "email",
         "country",
         "default_currency",
         "created",
     )
     list_select_related = ("platform",)
-    list_filter = ("type", "country", "default_currency", "created")
+    list_filter = ("type", ConnectionFilter, "country", "default_currency", "created")
     search_fields = ("=id", "name", "email", "branding_display_name")
     search_help_text = "Account id, name or email"
     autocomplete_fields = ("platform",)
@@ -535,6 +559,50 @@ class AccountAdmin(BillingAdmin):
         ("Metadata", {"fields": ("metadata",)}),
     )
     inlines = (ExchangeRateInline, AccountMembershipInline, ApiKeyInline)
+    actions = ("disconnect_from_platform", "reconnect_to_platform")
+
+    @admin.display(description="Connection", ordering="deauthorized_at")
+    def connection(self, obj):
+        if obj.type != AccountType.CONNECTED:
+            return None
+        if obj.deauthorized_at is None:
+            return "Connected"
+        return f"Disconnected since {obj.deauthorized_at:%Y-%m-%d %H:%M} UTC"
+
+    @admin.action(description="Disconnect from platform")
+    def disconnect_from_platform(self, request, queryset):
+        def disconnect(account):
+            if account.type != AccountType.CONNECTED:
+                return messages.ERROR, "not a connected account: only those can disconnect."
+            if account.is_disconnected:
+                return messages.INFO, "already disconnected."
+            connect_services.disconnect_account(account)
+            return (
+                messages.SUCCESS,
+                "disconnected from its platform. Nothing was canceled: destination payments no "
+                "longer transfer to it, and renewals on behalf of it are held as drafts.",
+            )
+
+        for_each(self, request, queryset, disconnect)
+
+    @admin.action(description="Reconnect to platform")
+    def reconnect_to_platform(self, request, queryset):
+        def reconnect(account):
+            if account.type != AccountType.CONNECTED:
+                return messages.ERROR, "not a connected account: only those can reconnect."
+            if not account.is_disconnected:
+                return messages.INFO, "already connected."
+            held = Invoice.objects.filter(
+                on_behalf_of=account, status=InvoiceStatus.DRAFT, awaiting_reconnection=True
+            ).count()
+            connect_services.reconnect_account(account)
+            return (
+                messages.SUCCESS,
+                f"reconnected to its platform; {held} held invoice{'s' if held != 1 else ''} "
+                "go back to automatic collection.",
+            )
+
+        for_each(self, request, queryset, reconnect)
 
 
 @admin.register(ExchangeRate)
@@ -689,6 +757,107 @@ class CustomerBalanceTransactionAdmin(ViewOnlyAdmin):
     search_help_text = "Transaction id, customer id or email, invoice id"
     autocomplete_fields = ("account", "customer")
     raw_id_fields = ("invoice",)
+
+
+# ---------------------------------------------------------------------------------------------
+# Connect: balances, transfers and platform fees (SPEC R-CON-2/3/4), written by payments only
+
+
+@admin.register(BalanceTransaction)
+class BalanceTransactionAdmin(ViewOnlyAdmin):
+    """An account's balance ledger: balances are sums of `net`, so rows are never edited."""
+
+    list_display = (
+        "id",
+        account_link,
+        "type",
+        amount_column("amount"),
+        amount_column("fee"),
+        amount_column("net"),
+        "source_link",
+        "livemode",
+        "created",
+    )
+    list_select_related = ("account",)
+    list_filter = ("type", "livemode", "currency", "created")
+    search_fields = ("=id", "=account__id", "=source")
+    search_help_text = "Exact transaction id, account id or source id (pi_…, tr_…, fee_…, py_…)"
+    fields = (
+        "id",
+        "account",
+        "livemode",
+        "type",
+        "amount",
+        "fee",
+        "net",
+        "currency",
+        "source",
+        "source_link",
+        "description",
+        "created",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="Source object", ordering="source")
+    def source_link(self, obj):
+        return id_link(obj.source)
+
+
+@admin.register(Transfer)
+class TransferAdmin(ViewOnlyAdmin):
+    """Funds a destination charge sent on to a connected account (R-CON-2)."""
+
+    list_display = (
+        "id",
+        link_column("account", "Platform", ordering="account__name"),
+        link_column("destination", ordering="destination__name"),
+        amount_column("amount"),
+        link_column("invoice"),
+        link_column("payment_intent"),
+        "livemode",
+        "created",
+    )
+    list_select_related = ("account", "destination", "invoice", "payment_intent")
+    list_filter = ("livemode", "currency", "created")
+    search_fields = (
+        "=id",
+        "=account__id",
+        "=destination__id",
+        "=invoice__id",
+        "=payment_intent__id",
+        "=transfer_group",
+    )
+    search_help_text = "Exact transfer id, platform or destination id, invoice, payment or group"
+    autocomplete_fields = ("account", "destination")
+    raw_id_fields = ("invoice", "payment_intent", "balance_transaction")
+
+
+@admin.register(ApplicationFee)
+class ApplicationFeeAdmin(ViewOnlyAdmin):
+    """The platform's share of a payment (R-CON-3/4); `account` is the platform."""
+
+    list_display = (
+        "id",
+        link_column("account", "Platform", ordering="account__name"),
+        link_column("connected_account", ordering="connected_account__name"),
+        amount_column("amount"),
+        link_column("invoice"),
+        link_column("payment_intent"),
+        "livemode",
+        "created",
+    )
+    list_select_related = ("account", "connected_account", "invoice", "payment_intent")
+    list_filter = ("livemode", "currency", "created")
+    search_fields = (
+        "=id",
+        "=account__id",
+        "=connected_account__id",
+        "=invoice__id",
+        "=payment_intent__id",
+    )
+    search_help_text = "Exact fee id, platform or connected account id, invoice or payment id"
+    autocomplete_fields = ("account", "connected_account")
+    raw_id_fields = ("invoice", "payment_intent", "balance_transaction")
 
 
 # ---------------------------------------------------------------------------------------------

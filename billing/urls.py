@@ -3,6 +3,7 @@
 from django.urls import path
 
 from billing.views import (
+    connect,
     customers,
     events,
     invoices,
@@ -102,11 +103,37 @@ urlpatterns = [
         settings_views.ExchangeRateRemoveView.as_view(),
         name="exchange_rate_remove",
     ),
-    path("settings/api-keys/", settings_views.ApiKeyCreateView.as_view(), name="api_key_create"),
+    # A platform member inside a connected account does not manage its API keys: a key would
+    # outlive the account's disconnection (SPEC R-CON-7).
+    path(
+        "settings/api-keys/",
+        settings_views.ApiKeyCreateView.as_view(platform_may_act=False),
+        name="api_key_create",
+    ),
     path(
         "settings/api-keys/<str:pk>/revoke/",
-        settings_views.ApiKeyRevokeView.as_view(),
+        settings_views.ApiKeyRevokeView.as_view(platform_may_act=False),
         name="api_key_revoke",
+    ),
+    path(
+        "connected-accounts/",
+        connect.ConnectedAccountListView.as_view(),
+        name="connected_accounts",
+    ),
+    path(
+        "connected-accounts/<str:pk>/",
+        connect.ConnectedAccountDetailView.as_view(),
+        name="connected_account_detail",
+    ),
+    path(
+        "connected-accounts/<str:pk>/disconnect/",
+        connect.DisconnectView.as_view(),
+        name="connected_account_disconnect",
+    ),
+    path(
+        "connected-accounts/<str:pk>/reconnect/",
+        connect.ReconnectView.as_view(),
+        name="connected_account_reconnect",
     ),
     path("mode/", session.ModeSwitchView.as_view(), name="mode_switch"),
     path("account/", session.AccountSwitchView.as_view(), name="account_switch"),

@@ -44,6 +44,11 @@ class MemberRequiredMixin(AccessMixin):
 
     # The Membership property a view needs beyond being a member (e.g. "can_manage_account").
     permission = None
+    # Whether a platform member working inside a connected account (an unsaved membership, see
+    # billing.middleware.acting_membership) may use the view. The account's own credentials
+    # are not the platform's: an API key issued there would keep working after the account
+    # disconnects, when the platform must have lost access (SPEC R-CON-7).
+    platform_may_act = True
 
     def dispatch(self, request, *args, **kwargs):
         if not request.user.is_authenticated:
@@ -52,6 +57,8 @@ class MemberRequiredMixin(AccessMixin):
             return render(request, "dashboard/no_access.html", status=403)
         if self.permission and not getattr(request.membership, self.permission):
             raise PermissionDenied("Your role does not allow this.")
+        if not self.platform_may_act and request.membership.pk is None:
+            raise PermissionDenied("Only the connected account's own team may do this.")
         return super().dispatch(request, *args, **kwargs)
 
     def scope(self, model_or_queryset, **kwargs):

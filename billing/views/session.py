@@ -5,7 +5,7 @@ from django.shortcuts import redirect
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views import View
 
-from billing.middleware import SESSION_ACCOUNT, SESSION_LIVEMODE
+from billing.middleware import SESSION_ACCOUNT, SESSION_LIVEMODE, acting_membership
 from billing.views.base import MemberRequiredMixin
 
 
@@ -31,13 +31,18 @@ class ModeSwitchView(MemberRequiredMixin, View):
 
 
 class AccountSwitchView(MemberRequiredMixin, View):
-    """Work in another account the user is a member of; any other id is a 404."""
+    """Work in another account: one the user is a member of, or a still-connected connected
+    account of a platform where they may act for it (`acting_membership`: owners, finance and
+    support, keeping their platform role). Any other id is a 404. Lands on `next` when it is a
+    page of this site (back from a connected account to its page on the platform), else on the
+    overview."""
 
     http_method_names = ["post"]
 
     def post(self, request):
         account_id = request.POST.get("account", "")
-        if not request.user.memberships.filter(account_id=account_id).exists():
-            raise Http404("You are not a member of that account.")
+        member = request.user.memberships.filter(account_id=account_id).exists()
+        if not member and acting_membership(request.user, account_id) is None:
+            raise Http404("You may not work in that account.")
         request.session[SESSION_ACCOUNT] = account_id
-        return redirect("dashboard:overview")
+        return redirect(_next_url(request))

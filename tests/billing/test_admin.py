@@ -27,6 +27,8 @@ from billing.choices import (
 from billing.models import (
     Account,
     ApiKey,
+    ApplicationFee,
+    BalanceTransaction,
     Coupon,
     Customer,
     CustomerBalanceTransaction,
@@ -47,6 +49,7 @@ from billing.models import (
     Subscription,
     SubscriptionItem,
     TestClock,
+    Transfer,
     WebhookAttempt,
     WebhookDelivery,
     WebhookEndpoint,
@@ -90,10 +93,50 @@ def _webhook_delivery(account, i):
     )
 
 
+def _ledger_row(account, i, **kwargs):
+    kwargs.setdefault("type", "charge")
+    amount = kwargs.pop("amount", 1000 + i)
+    return BalanceTransaction.objects.create(
+        account=account,
+        amount=amount,
+        net=amount,
+        currency="usd",
+        source=f"pi_admin{i}",
+        **kwargs,
+    )
+
+
+def _transfer(account, i):
+    destination = factories.make_connected_account(account, name=f"Destination {i}")
+    return Transfer.objects.create(
+        account=account,
+        destination=destination,
+        amount=900 + i,
+        currency="usd",
+        destination_payment=f"py_admin{i}",
+        invoice=_invoice(account, i),
+        balance_transaction=_ledger_row(account, i, type="transfer", amount=-(900 + i)),
+    )
+
+
+def _application_fee(account, i):
+    connected = factories.make_connected_account(account, name=f"Fee payer {i}")
+    return ApplicationFee.objects.create(
+        account=account,
+        connected_account=connected,
+        amount=100 + i,
+        currency="usd",
+        invoice=_invoice(connected, i),
+        balance_transaction=_ledger_row(account, i, type="application_fee", amount=100 + i),
+    )
+
+
 # One saved object of each model, the i-th of its kind (so unique fields stay unique).
 BUILDERS = {
     Account: lambda account, i: factories.make_connected_account(account, name=f"Shop {i}"),
     ApiKey: lambda account, i: factories.make_api_key(account, name=f"Key {i}"),
+    ApplicationFee: _application_fee,
+    BalanceTransaction: _ledger_row,
     Coupon: lambda account, i: factories.make_coupon(account, code=f"SPRING{i}"),
     Customer: _customer,
     CustomerBalanceTransaction: lambda account, i: factories.make_balance_transaction(
@@ -135,6 +178,7 @@ BUILDERS = {
         _customer(account, i)
     ).items.get(),
     TestClock: lambda account, i: factories.make_test_clock(account, name=f"Clock {i}"),
+    Transfer: _transfer,
     WebhookEndpoint: lambda account, i: WebhookEndpoint.objects.create(
         account=account, url=f"https://hooks.example.com/{i}", enabled_events=["*"]
     ),
