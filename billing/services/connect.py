@@ -203,6 +203,16 @@ def holds_collection(subscription: Subscription) -> bool:
     return _account(subscription.on_behalf_of_id).is_disconnected
 
 
+def holds_invoice(invoice: Invoice) -> bool:
+    """R-CON-7: an invoice charged automatically on behalf of a disconnected account is not
+    finalized (nor collected) until the account reconnects or `on_behalf_of` is removed."""
+    if invoice.on_behalf_of_id is None:
+        return False
+    if invoice.collection_method != CollectionMethod.CHARGE_AUTOMATICALLY:
+        return False
+    return _account(invoice.on_behalf_of_id).is_disconnected
+
+
 # --- money -----------------------------------------------------------------------------------
 
 

@@ -619,6 +619,14 @@ def finalize_invoice(invoice: Invoice, *, collect: bool = True, request_id=None)
     invoice = batching.lock(Invoice, invoice.pk, related=("customer",))
     if invoice.status != InvoiceStatus.DRAFT:
         raise ValidationError({"invoice": "This invoice is already finalized."})
+    if connect.holds_invoice(invoice):
+        raise ValidationError(
+            {
+                "on_behalf_of": f"The account {invoice.on_behalf_of_id} has disconnected from "
+                "your platform: reconnect it, or remove on_behalf_of from this invoice, before "
+                "finalizing it."
+            }
+        )
     now = now_for(invoice)
     before = serialize(invoice)
     if invoice.automatic_tax_enabled and not (invoice.customer.address or {}).get("country"):
@@ -1029,6 +1037,17 @@ def _cancel_intent(invoice: Invoice) -> None:
         ).update(status=PaymentIntentStatus.CANCELED, canceled_at=now_for(invoice))
 
 
+def hold_for_reconnection(invoice: Invoice) -> None:
+    """Keep a draft whose on_behalf_of account disconnected from being collected until it
+    reconnects (SPEC R-CON-7; `connect.reconnect_account` releases it)."""
+    before = serialize(invoice)
+    invoice.auto_advance = False
+    invoice.awaiting_reconnection = True
+    batching.save(invoice, update_fields=["auto_advance", "awaiting_reconnection"])
+    timeline.cancel("finalize_invoice", invoice)
+    emit_updated("invoice.updated", invoice, before)
+
+
 def stop_collecting(invoice: Invoice, *, request_id=None) -> None:
     """`auto_advance=false` on an open invoice: no more automatic attempts (SPEC R-SUB-6)."""
     if not invoice.auto_advance:
@@ -1133,6 +1152,10 @@ def _can_batch(invoice: Invoice, job) -> bool:
 )
 def _finalize_due(invoice: Invoice, job) -> None:
     if invoice.status != InvoiceStatus.DRAFT or not invoice.auto_advance:
+        return
+    if connect.holds_invoice(invoice):
+        # Its on_behalf_of account disconnected since the draft was made (SPEC R-CON-7).
+        hold_for_reconnection(invoice)
         return
     paused = invoice.subscription.pause_collection_behavior if invoice.subscription_id else None
     if paused in ("mark_uncollectible", "void"):

@@ -21,6 +21,8 @@ from django.utils.timesince import timeuntil
 from django.views import View
 
 from billing.clocks import now_for
+from billing.middleware import is_acting
+from billing.services import connect
 from billing.services.invoices import CardError
 from billing.timeline import pending
 from billing.views.base import MemberRequiredMixin, get_scoped_or_404
@@ -113,9 +115,26 @@ def actions_by_slug(*actions: Action) -> dict[str, Action]:
     return {action.slug: action for action in actions}
 
 
-def available_actions(request, actions: dict[str, Action], obj) -> list[Action]:
-    """The actions to offer on `obj`'s page: none unless the member may manage billing."""
+def platform_may_change(request, obj) -> bool:
+    """SPEC R-CON-5: a platform member working inside a connected account may only change what
+    the platform created there (`application`); the account's own members may change anything."""
+    if not is_acting(request.membership):
+        return True
+    try:
+        connect.check_platform_may_change(obj, request.account.platform)
+    except ValidationError:
+        return False
+    return True
+
+
+def available_actions(
+    request, actions: dict[str, Action], obj, *, platform_created_only: bool = False
+) -> list[Action]:
+    """The actions to offer on `obj`'s page: none unless the member may manage billing (and,
+    with `platform_created_only`, none to a platform on what it did not create)."""
     if not request.membership.can_manage_billing:
+        return []
+    if platform_created_only and not platform_may_change(request, obj):
         return []
     return [action for action in actions.values() if action.available(obj)]
 
@@ -128,6 +147,9 @@ class ObjectActionView(MemberRequiredMixin, View):
     actions: dict[str, Action] = {}
     detail_url_name = ""
     noun = ""
+    # SPEC R-CON-5: a platform acting inside a connected account may only act on the objects
+    # it created there.
+    platform_created_only = False
 
     def setup_action(self, pk, action):
         self.object = get_scoped_or_404(self.request, self.model, pk=pk)
@@ -139,7 +161,9 @@ class ObjectActionView(MemberRequiredMixin, View):
 
     def get(self, request, pk, action):
         self.setup_action(pk, action)
-        if not self.action.available(self.object):
+        if not self.action.available(self.object) or (
+            self.platform_created_only and not platform_may_change(request, self.object)
+        ):
             messages.warning(
                 request, f"“{self.action.label}” does not apply to this {self.noun} now."
             )
@@ -149,6 +173,13 @@ class ObjectActionView(MemberRequiredMixin, View):
 
     def post(self, request, pk, action):
         self.setup_action(pk, action)
+        if self.platform_created_only and not platform_may_change(request, self.object):
+            messages.error(
+                request,
+                f"Your platform cannot modify this {self.noun}: it was not created by your "
+                "platform.",
+            )
+            return redirect(self.detail_url)
         data = {}
         if self.action.form_class:
             form = self.action.form_class(request.POST)

@@ -208,7 +208,9 @@ class SubscriptionDetailView(DetailView):
             "related_limit": RELATED_LIMIT,
             "due_jobs": next_due(subscription, *unsettled, now=now),
             "clock_now": now if subscription.test_clock_id else None,
-            "actions": available_actions(self.request, SUBSCRIPTION_ACTIONS, subscription),
+            "actions": available_actions(
+                self.request, SUBSCRIPTION_ACTIONS, subscription, platform_created_only=True
+            ),
         }
 
 
@@ -219,3 +221,4 @@ class SubscriptionActionView(ObjectActionView):
     actions = SUBSCRIPTION_ACTIONS
     detail_url_name = "dashboard:subscription_detail"
     noun = "subscription"
+    platform_created_only = True

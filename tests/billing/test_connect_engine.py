@@ -491,3 +491,32 @@ def test_a_held_draft_can_be_collected_without_its_on_behalf_of(account, connect
     assert held.on_behalf_of_id is None
     assert held.awaiting_reconnection is False
     assert _balance(account) == {"usd": 6000}
+
+
+def test_a_draft_due_after_its_account_disconnected_is_held_not_finalized(account, connected):
+    """SPEC R-CON-7: a renewal draft created while connected, whose finalization falls after the
+    disconnection, is held as the next ones are; finalizing it by hand is refused."""
+    clock = create_test_clock(account, frozen_time=START)
+    customer = _customer(account, clock)
+    price = factories.make_price(account, unit_amount=3000)
+    subscription = subs.create_subscription(
+        customer, items=[{"price": price}], on_behalf_of=connected.id
+    )
+    _advance(clock, days=31, minutes=30)
+    draft = _cycle_invoice(subscription)
+    assert draft.status == InvoiceStatus.DRAFT and draft.auto_advance
+
+    connect.disconnect_account(connected)
+    _advance(clock, hours=2)
+
+    draft.refresh_from_db()
+    assert draft.status == InvoiceStatus.DRAFT
+    assert (draft.auto_advance, draft.awaiting_reconnection) == (False, True)
+    with pytest.raises(ValidationError) as error:
+        invoicing.finalize_invoice(draft)
+    assert "on_behalf_of" in error.value.message_dict
+
+    connect.reconnect_account(connected)
+    _advance(clock, minutes=5)
+    draft.refresh_from_db()
+    assert draft.status == InvoiceStatus.PAID

@@ -834,3 +834,74 @@ def test_admin_lists_transfers_and_fees_linking_to_accounts(admin_client, accoun
         assert reverse(f"admin:billing_{model}_change", args=[quote(obj.pk)]) in page
         assert reverse("admin:billing_account_change", args=[quote(connected.pk)]) in page
         assert reverse("admin:billing_account_change", args=[quote(account.pk)]) in page
+
+
+# ---------------------------------------------------------------------------------------------
+# What a platform may change inside a connected account (SPEC R-CON-5)
+
+
+def _connected_subscription(connected, *, application=None):
+    customer = factories.make_customer(connected, email="member@shop.test")
+    factories.make_card(customer)
+    price = factories.make_price(connected, unit_amount=3000)
+    subscription = factories.make_subscription(customer, price=price)
+    if application is not None:
+        Subscription.objects.filter(pk=subscription.pk).update(application=application)
+    return subscription
+
+
+def test_the_platform_cannot_cancel_a_subscription_it_did_not_create(member_client, connected):
+    """SPEC R-CON-5: inside the connected account, the platform sees no actions on the account's
+    own subscriptions, and posting one is refused with a clear message."""
+    subscription = _connected_subscription(connected)
+    switch_into(member_client, connected)
+    detail = reverse("dashboard:subscription_detail", args=[subscription.pk])
+    cancel = reverse("dashboard:subscription_action", args=[subscription.pk, "cancel"])
+
+    assert member_client.get(detail).context["actions"] == []
+    response = member_client.post(cancel)
+
+    assert response.status_code == 302
+    [message] = [str(m) for m in get_messages(response.wsgi_request)]
+    assert "was not created by your platform" in message
+    subscription.refresh_from_db()
+    assert subscription.status == SubscriptionStatus.ACTIVE
+
+
+def test_the_platform_may_cancel_a_subscription_it_created_there(member_client, account, connected):
+    """SPEC R-CON-5: what the platform created as the account, it may change."""
+    subscription = _connected_subscription(connected, application=account)
+    switch_into(member_client, connected)
+    detail = reverse("dashboard:subscription_detail", args=[subscription.pk])
+    cancel = reverse("dashboard:subscription_action", args=[subscription.pk, "cancel"])
+
+    assert "cancel" in [a.slug for a in member_client.get(detail).context["actions"]]
+    member_client.post(cancel)
+
+    subscription.refresh_from_db()
+    assert subscription.status == SubscriptionStatus.CANCELED
+
+
+def test_a_connected_accounts_own_members_may_change_anything(client, connected):
+    """SPEC R-CON-5 binds the platform only: the account's own owner cancels its subscription."""
+    subscription = _connected_subscription(connected)
+    client.force_login(factories.make_member(connected, email="owner@shop.test"))
+
+    client.post(reverse("dashboard:subscription_action", args=[subscription.pk, "cancel"]))
+
+    subscription.refresh_from_db()
+    assert subscription.status == SubscriptionStatus.CANCELED
+
+
+def test_inside_a_connected_account_the_platform_is_offered_no_key_form(member_client, connected):
+    """SPEC R-CON-7: keys made by the platform would outlive its access, so the settings page
+    inside a connected account offers neither creating nor revoking them."""
+    factories.make_api_key(connected)
+    switch_into(member_client, connected)
+
+    page = member_client.get(reverse("dashboard:settings"))
+
+    body = page.content.decode()
+    assert "Only the connected account's own team can create or revoke its keys." in text(page)
+    assert reverse("dashboard:api_key_create") not in body
+    assert "Revoke</button>" not in body
