@@ -244,66 +244,66 @@ def settle_payment(intent: PaymentIntent, invoice: Invoice | None, *, now, reque
     amount = intent.amount_received
     if amount <= 0:
         return
-    fee = intent.application_fee_amount or 0
+    fee = min(intent.application_fee_amount or 0, amount)
     description = invoice.description or f"Invoice {invoice.number}" if invoice else ""
-    if intent.transfer_data_destination_id:
-        _ledger(
-            intent.account_id,
-            intent,
-            LedgerEntryType.CHARGE,
-            amount,
-            source=intent.id,
-            now=now,
-            description=description,
-        )
+    destination_id = intent.transfer_data_destination_id
+    # A direct charge: the payment lives on a connected account, which pays the platform's fee.
+    merchant = _account(intent.account_id) if fee and not destination_id else None
+    direct_fee = fee if merchant is not None and merchant.platform_id else 0
+    _ledger(
+        intent.account_id,
+        intent,
+        LedgerEntryType.CHARGE,
+        amount,
+        fee=direct_fee,
+        source=intent.id,
+        now=now,
+        description=description,
+    )
+    if destination_id:
         _transfer(intent, invoice, fee=fee, now=now, request_id=request_id)
-        return
-    merchant = _account(intent.account_id) if fee else None
-    if merchant is None or merchant.platform_id is None:
-        # The platform's own charge (an application fee is only valid on connected accounts).
-        _ledger(
-            intent.account_id,
+    elif direct_fee:
+        _record_fee(
             intent,
-            LedgerEntryType.CHARGE,
-            amount,
-            source=intent.id,
+            invoice,
+            platform_id=merchant.platform_id,
+            connected_id=merchant.pk,
+            amount=direct_fee,
+            moves_balance=True,
             now=now,
-            description=description,
+            request_id=request_id,
         )
-        return
-    fee = min(fee, amount)
+
+
+def _record_fee(
+    intent, invoice, *, platform_id, connected_id, amount, moves_balance, now, request_id
+) -> ApplicationFee:
+    """The platform's `application_fee` for one payment; `moves_balance` credits the platform
+    (a direct charge's fee), while a destination charge's fee was kept out of its transfer."""
     application_fee = ApplicationFee(
-        account_id=merchant.platform_id,
+        account_id=platform_id,
         livemode=intent.livemode,
-        connected_account_id=merchant.pk,
-        amount=fee,
+        connected_account_id=connected_id,
+        amount=amount,
         currency=intent.currency,
         payment_intent=intent,
         invoice=invoice,
         created=now,
     )
     application_fee.id = generate("fee")
-    _ledger(
-        merchant.pk,
-        intent,
-        LedgerEntryType.CHARGE,
-        amount,
-        fee=fee,
-        source=intent.id,
-        now=now,
-        description=description,
-    )
-    application_fee.balance_transaction = _ledger(
-        merchant.platform_id,
-        intent,
-        LedgerEntryType.APPLICATION_FEE,
-        fee,
-        source=application_fee.id,
-        now=now,
-        description=f"Application fee from {merchant.id}",
-    )
+    if moves_balance:
+        application_fee.balance_transaction = _ledger(
+            platform_id,
+            intent,
+            LedgerEntryType.APPLICATION_FEE,
+            amount,
+            source=application_fee.id,
+            now=now,
+            description=f"Application fee from {connected_id}",
+        )
     batching.insert(application_fee)
     events.emit("application_fee.created", application_fee, request_id=request_id)
+    return application_fee
 
 
 def _transfer(intent: PaymentIntent, invoice: Invoice | None, *, fee: int, now, request_id):
@@ -314,7 +314,7 @@ def _transfer(intent: PaymentIntent, invoice: Invoice | None, *, fee: int, now, 
     subscription = invoice.subscription if invoice is not None and invoice.subscription_id else None
     percent = subscription.transfer_data_amount_percent if subscription is not None else None
     amount = intent.amount_received
-    sent = money.percent_of(amount, percent) if percent is not None else amount - min(fee, amount)
+    sent = money.percent_of(amount, percent) if percent is not None else amount - fee
     transfer = Transfer(
         account_id=intent.account_id,
         livemode=intent.livemode,
@@ -350,21 +350,17 @@ def _transfer(intent: PaymentIntent, invoice: Invoice | None, *, fee: int, now, 
     batching.insert(transfer)
     events.emit("transfer.created", transfer, request_id=request_id)
     if fee and percent is None:
-        # What the platform kept of the payment, recorded as its fee (it is already out of the
-        # transfer, so it moves no balance).
-        application_fee = ApplicationFee(
-            account_id=intent.account_id,
-            livemode=intent.livemode,
-            connected_account=destination,
-            amount=min(fee, amount),
-            currency=intent.currency,
-            payment_intent=intent,
-            invoice=invoice,
-            created=now,
+        # What the platform kept of the payment, recorded as its fee.
+        _record_fee(
+            intent,
+            invoice,
+            platform_id=intent.account_id,
+            connected_id=destination.pk,
+            amount=fee,
+            moves_balance=False,
+            now=now,
+            request_id=request_id,
         )
-        application_fee.id = generate("fee")
-        batching.insert(application_fee)
-        events.emit("application_fee.created", application_fee, request_id=request_id)
 
 
 # --- balances --------------------------------------------------------------------------------
