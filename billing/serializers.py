@@ -784,7 +784,10 @@ def serialize_payment_intent(pi: PaymentIntent) -> dict:
     """A `payment_intent` for card payments, confirmed and captured automatically."""
     transfer_data = None
     if pi.transfer_data_destination_id:
-        transfer_data = {"destination": pi.transfer_data_destination_id}
+        transfer_data = {
+            "amount": pi.transfer_data_amount,
+            "destination": pi.transfer_data_destination_id,
+        }
     return {
         "id": pi.id,
         "object": "payment_intent",

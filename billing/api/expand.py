@@ -89,7 +89,8 @@ def _fetch(object_id: str, ctx):
     if prefix == "acct":
         # The caller itself, or one of its connected accounts (a transfer's destination).
         found = Account.objects.filter(
-            Q(pk=ctx.account.pk) | Q(pk=object_id, platform=ctx.account), pk=object_id
+            Q(pk=ctx.account.pk) | Q(platform=ctx.account, deauthorized_at__isnull=True),
+            pk=object_id,
         ).first()
         return serialize(found) if found is not None else object_id
     model = MODELS_BY_PREFIX.get(prefix)

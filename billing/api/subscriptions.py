@@ -114,10 +114,22 @@ CANCELLATION_DETAILS = Hash(
 )
 
 
-def connect_options(params: dict) -> dict:
+def connect_options(ctx, params: dict) -> dict:
     """The Connect parameters given, as the subscription services take them ("" unsets)."""
     options = {}
     if "application_fee_percent" in params:
+        if (
+            params["application_fee_percent"] not in (None, "")
+            and ctx.account.platform_id is not None
+            and acting_platform(ctx) is None
+        ):
+            # The platform's fee is the platform's to set (Stripe-Account); the connected
+            # account itself may only remove it (SPEC R-CON-7).
+            raise invalid(
+                "application_fee_percent",
+                "Only your platform can set an application_fee_percent (with the "
+                "Stripe-Account header); you may only unset it.",
+            )
         options["application_fee_percent"] = params["application_fee_percent"]
     if "transfer_data" in params:
         options["transfer_data"] = params["transfer_data"] or None
@@ -264,7 +276,7 @@ class SubscriptionsView(ApiView):
             "metadata": checked_metadata(params.get("metadata") or {}),
             "description": params.get("description", ""),
             "cancel_at_period_end": bool(params.get("cancel_at_period_end")),
-            **connect_options(params),
+            **connect_options(ctx, params),
         }
         platform = acting_platform(ctx)
         if platform is not None:
@@ -433,7 +445,7 @@ class SubscriptionView(ApiView):
         if "coupon" in params or "discounts" in params:
             # "" (or an empty discounts list) removes the subscription's discount.
             options["coupon"] = _coupon_from(ctx, params)
-        options.update(connect_options(params))
+        options.update(connect_options(ctx, params))
         return services.update_subscription(subscription, request_id=ctx.request_id, **options)
 
     @staticmethod

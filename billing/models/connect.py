@@ -40,6 +40,12 @@ class BalanceTransaction(ModeScoped):
             models.CheckConstraint(
                 name="balance_transaction_net", condition=Q(net=F("amount") - F("fee"))
             ),
+            # A payment is settled once: one charge per payment intent.
+            models.UniqueConstraint(
+                fields=["source"],
+                condition=Q(type=LedgerEntryType.CHARGE),
+                name="balance_transaction_one_charge_per_payment",
+            ),
         ]
 
 

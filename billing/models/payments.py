@@ -54,6 +54,8 @@ class PaymentIntent(ModeScoped):
     transfer_data_destination = models.ForeignKey(
         "billing.Account", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+    # Stripe's transfer_data.amount: what a destination charge sends on; None = all less fees.
+    transfer_data_amount = models.BigIntegerField(null=True, blank=True)
     metadata = metadata_field()
 
     class Meta:

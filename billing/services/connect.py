@@ -7,8 +7,6 @@ destination charge (on the platform, `transfer_data[destination]`) transfers the
 the fee on to the destination. Balances are the sums of those ledger rows.
 """
 
-from collections import defaultdict
-
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Sum
@@ -21,6 +19,7 @@ from billing.choices import (
     CollectionMethod,
     InvoiceStatus,
     LedgerEntryType,
+    SubscriptionStatus,
 )
 from billing.clocks import now_for
 from billing.ids import generate
@@ -138,17 +137,47 @@ def reconnect_account(account: Account) -> Account:
     _emit_application_event("account.application.authorized", locked, locked.platform)
     from billing.services.invoices import emit_updated
 
-    held = Invoice.objects.select_for_update().filter(
-        on_behalf_of=locked, status=InvoiceStatus.DRAFT, awaiting_reconnection=True
+    held = (
+        Invoice.objects.select_for_update()
+        .filter(on_behalf_of=locked, awaiting_reconnection=True)
+        .select_related("subscription")
     )
     for invoice in held:
         before = serialize(invoice)
-        invoice.auto_advance = True
         invoice.awaiting_reconnection = False
-        invoice.save(update_fields=["auto_advance", "awaiting_reconnection"])
-        timeline.schedule("finalize_invoice", invoice, at=now_for(invoice))
+        now = now_for(invoice)
+        if not _collects_again(invoice):
+            # Its subscription ended or stopped collecting meanwhile: nothing to resume.
+            invoice.save(update_fields=["awaiting_reconnection"])
+            continue
+        if invoice.status == InvoiceStatus.DRAFT:
+            invoice.auto_advance = True
+            timeline.schedule("finalize_invoice", invoice, at=now)
+        else:  # open: its retries were held
+            invoice.next_payment_attempt = now
+            timeline.schedule("payment_retry", invoice, at=now)
+        invoice.save(
+            update_fields=["auto_advance", "awaiting_reconnection", "next_payment_attempt"]
+        )
         emit_updated("invoice.updated", invoice, before)
     return locked
+
+
+def _collects_again(invoice: Invoice) -> bool:
+    """Whether a held invoice goes back to automatic collection on reconnection: not when its
+    subscription was canceled, became unpaid (R-SUB-5) or keeps its invoices as drafts."""
+    if invoice.status not in (InvoiceStatus.DRAFT, InvoiceStatus.OPEN):
+        return False
+    subscription = invoice.subscription
+    if subscription is None:
+        return True
+    if subscription.status in (
+        SubscriptionStatus.CANCELED,
+        SubscriptionStatus.INCOMPLETE_EXPIRED,
+        SubscriptionStatus.UNPAID,
+    ):
+        return False
+    return subscription.pause_collection_behavior != "keep_as_draft"
 
 
 def check_still_connected(account: Account, param: str) -> None:
@@ -188,29 +217,36 @@ def cycle_fee(invoice: Invoice, subscription: Subscription | None) -> int | None
     percentage applies (R-CON-4: immediate prorations and manual invoices)."""
     if subscription is None or subscription.application_fee_percent is None:
         return None
-    if invoice.billing_reason not in FEE_BILLING_REASONS:
+    if invoice.billing_reason not in FEE_BILLING_REASONS or invoice.amount_due <= 0:
         return None
-    return money.percent_of(invoice.amount_due, subscription.application_fee_percent)
+    fee = money.percent_of(invoice.amount_due, subscription.application_fee_percent)
+    # What the customer owes from earlier can raise amount_due above the invoice's total; the
+    # fee never exceeds the total (R-CON-4).
+    return min(fee, invoice.total)
 
 
 def holds_collection(subscription: Subscription) -> bool:
     """R-CON-7: the renewal invoices of an `on_behalf_of` subscription that charges
     automatically stay drafts while that account is disconnected."""
-    if subscription.on_behalf_of_id is None:
+    return _held(subscription)
+
+
+def _held(obj) -> bool:
+    """Charged automatically on the platform `on_behalf_of` a connected account that has
+    disconnected. A connected account's own (direct) arrangements are never held."""
+    if obj.on_behalf_of_id is None or obj.on_behalf_of_id == obj.account_id:
         return False
-    if subscription.collection_method != CollectionMethod.CHARGE_AUTOMATICALLY:
+    if obj.collection_method != CollectionMethod.CHARGE_AUTOMATICALLY:
         return False
-    return _account(subscription.on_behalf_of_id).is_disconnected
+    if _account(obj.account_id).platform_id is not None:
+        return False
+    return _account(obj.on_behalf_of_id).is_disconnected
 
 
 def holds_invoice(invoice: Invoice) -> bool:
     """R-CON-7: an invoice charged automatically on behalf of a disconnected account is not
     finalized (nor collected) until the account reconnects or `on_behalf_of` is removed."""
-    if invoice.on_behalf_of_id is None:
-        return False
-    if invoice.collection_method != CollectionMethod.CHARGE_AUTOMATICALLY:
-        return False
-    return _account(invoice.on_behalf_of_id).is_disconnected
+    return _held(invoice)
 
 
 # --- money -----------------------------------------------------------------------------------
@@ -311,10 +347,10 @@ def _transfer(intent: PaymentIntent, invoice: Invoice | None, *, fee: int, now, 
     if destination.is_disconnected:
         # R-CON-7: invoices continue, but no funds move to a disconnected account.
         return
-    subscription = invoice.subscription if invoice is not None and invoice.subscription_id else None
-    percent = subscription.transfer_data_amount_percent if subscription is not None else None
     amount = intent.amount_received
-    sent = money.percent_of(amount, percent) if percent is not None else amount - fee
+    # A share fixed when the payment was created, else the amount less the platform's fee.
+    share = intent.transfer_data_amount
+    sent = min(share, amount) if share is not None else amount - fee
     transfer = Transfer(
         account_id=intent.account_id,
         livemode=intent.livemode,
@@ -349,7 +385,7 @@ def _transfer(intent: PaymentIntent, invoice: Invoice | None, *, fee: int, now, 
     )
     batching.insert(transfer)
     events.emit("transfer.created", transfer, request_id=request_id)
-    if fee and percent is None:
+    if fee and share is None:
         # What the platform kept of the payment, recorded as its fee.
         _record_fee(
             intent,
@@ -375,24 +411,3 @@ def balance(account: Account, livemode: bool) -> dict[str, int]:
         .order_by("currency")
     )
     return {row["currency"]: row["total"] for row in rows}
-
-
-def connect_totals(platform: Account, livemode: bool) -> dict[str, dict]:
-    """Per connected account of `platform`: fees collected and amounts transferred, by currency
-    (the platform's connected-accounts pages)."""
-    totals: dict[str, dict] = defaultdict(lambda: {"fees": {}, "transferred": {}})
-    fees = (
-        ApplicationFee.objects.filter(account=platform, livemode__in=[bool(livemode)])
-        .values("connected_account_id", "currency")
-        .annotate(total=Sum("amount"))
-    )
-    for row in fees:
-        totals[row["connected_account_id"]]["fees"][row["currency"]] = row["total"]
-    transfers = (
-        Transfer.objects.filter(account=platform, livemode__in=[bool(livemode)])
-        .values("destination_id", "currency")
-        .annotate(total=Sum("amount"))
-    )
-    for row in transfers:
-        totals[row["destination_id"]]["transferred"][row["currency"]] = row["total"]
-    return dict(totals)

@@ -694,6 +694,18 @@ def _payment_method_for(invoice: Invoice):
     return invoice.customer.invoice_settings_default_payment_method
 
 
+def _transfer_amount(invoice: Invoice) -> int | None:
+    """What a destination charge sends on when its subscription transfers a share
+    (`transfer_data[amount_percent]`), fixed when the payment is created (Stripe's
+    `transfer_data.amount`); None transfers the amount less the fee."""
+    if not invoice.transfer_data_destination_id or not invoice.subscription_id:
+        return None
+    percent = invoice.subscription.transfer_data_amount_percent
+    if percent is None:
+        return None
+    return money.percent_of(invoice.amount_remaining, percent)
+
+
 def _payment_intent_for(invoice: Invoice, now, request_id) -> PaymentIntent:
     """The invoice's PaymentIntent, made on the first attempt and reused by later ones."""
     if invoice.payment_intent_id:
@@ -713,6 +725,7 @@ def _payment_intent_for(invoice: Invoice, now, request_id) -> PaymentIntent:
         application_fee_amount=invoice.application_fee_amount,
         on_behalf_of_id=invoice.on_behalf_of_id,
         transfer_data_destination_id=invoice.transfer_data_destination_id,
+        transfer_data_amount=_transfer_amount(invoice),
         created=now,
     )
     intent.ensure_client_secret()
@@ -1037,6 +1050,15 @@ def _cancel_intent(invoice: Invoice) -> None:
         ).update(status=PaymentIntentStatus.CANCELED, canceled_at=now_for(invoice))
 
 
+def finalize_or_hold(invoice: Invoice, *, request_id=None) -> Invoice:
+    """Finalize (and collect) a subscription's invoice made by an update, a cancellation or a
+    resume; one on behalf of a disconnected account is held instead (SPEC R-CON-7)."""
+    if connect.holds_invoice(invoice):
+        hold_for_reconnection(invoice)
+        return invoice
+    return finalize_invoice(invoice, request_id=request_id)
+
+
 def hold_for_reconnection(invoice: Invoice) -> None:
     """Keep a draft whose on_behalf_of account disconnected from being collected until it
     reconnects (SPEC R-CON-7; `connect.reconnect_account` releases it)."""
@@ -1176,6 +1198,15 @@ def _retry_due(invoice: Invoice, job) -> None:
         and invoice.auto_advance
         and invoice.next_payment_attempt == job.due_at
     ):
+        if connect.holds_invoice(invoice):
+            # No charge on behalf of a disconnected account (SPEC R-CON-7): the retry waits for
+            # the reconnection, which schedules it again.
+            before = serialize(invoice)
+            invoice.awaiting_reconnection = True
+            invoice.next_payment_attempt = None
+            batching.save(invoice, update_fields=["awaiting_reconnection", "next_payment_attempt"])
+            emit_updated("invoice.updated", invoice, before)
+            return
         attempt_payment(invoice, off_session=True)
 
 

@@ -183,6 +183,15 @@ def _connected_account(account_id: str, value, param: str) -> Account | None:
         return None
     pk = value.pk if isinstance(value, Account) else value
     owner = Account.objects.filter(pk=account_id).only("id", "type", "platform_id").get()
+    if owner.type == AccountType.CONNECTED:
+        # A connected account bills for itself (direct charges): it may name itself as the
+        # settlement merchant, but not send funds or its customers to a sibling account.
+        if param.startswith("transfer_data"):
+            raise ValidationError(
+                {param: "A connected account cannot transfer its payments to another account."}
+            )
+        if pk != owner.pk:
+            raise ValidationError({param: "A connected account can only be on_behalf_of itself."})
     platform_id = owner.platform_id if owner.type == AccountType.CONNECTED else owner.pk
     found = (
         Account.objects.filter(pk=pk, type=AccountType.CONNECTED, platform_id=platform_id).first()
@@ -244,6 +253,16 @@ def _connect_settings(
             application_fee_percent, "application_fee_percent"
         )
     fee = values.get("application_fee_percent", subscription.application_fee_percent)
+    share = values.get("transfer_data_amount_percent", subscription.transfer_data_amount_percent)
+    if fee is not None and share is not None:
+        # Two ways of splitting the same payment: the transfer's share is what the destination
+        # gets, so a fee on top would be recorded but never taken.
+        raise ValidationError(
+            {
+                "application_fee_percent": "Use either application_fee_percent or "
+                "transfer_data[amount_percent], not both."
+            }
+        )
     destination_id = (
         values["transfer_data_destination"].pk
         if values.get("transfer_data_destination") is not None
@@ -777,7 +796,7 @@ def _invoice_pending_items_now(subscription: Subscription, *, now, request_id=No
         period_end=now,
         lines=[],
     )
-    invoicing.finalize_invoice(invoice, request_id=request_id)
+    invoicing.finalize_or_hold(invoice, request_id=request_id)
     return invoice
 
 
@@ -837,7 +856,7 @@ def resume_subscription(
         period_end=now,
         lines=lines,
     )
-    invoicing.finalize_invoice(invoice, request_id=request_id)
+    invoicing.finalize_or_hold(invoice, request_id=request_id)
     return Subscription.objects.get(pk=subscription.pk)
 
 

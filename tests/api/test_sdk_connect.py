@@ -279,7 +279,8 @@ def test_reference_003_trial_on_a_connected_account(sdk, connected, as_connected
 
     assert (subscription.status, subscription.trial_end) == ("trialing", trial_end)
     assert (subscription.latest_invoice.total, subscription.latest_invoice.status) == (0, "paid")
-    assert subscription.latest_invoice.application_fee_amount == 0
+    # Nothing is collected, so no fee: null, as Stripe shows it.
+    assert subscription.latest_invoice.application_fee_amount is None
     assert sdk.v1.application_fees.list().data == []
     assert balances(sdk, connected) == ({"usd": 0}, {"usd": 0})
 
@@ -623,14 +624,26 @@ def test_connect_settings_are_updated_and_unset(sdk, connected, price):
     updated = sdk.v1.subscriptions.update(
         subscription.id,
         params={
-            "application_fee_percent": "12.5",
             "transfer_data": {"destination": connected.id, "amount_percent": "80"},
             "on_behalf_of": connected.id,
         },
     )
-    assert updated.application_fee_percent == 12.5
     assert updated.transfer_data.to_dict() == {"amount_percent": 80, "destination": connected.id}
     assert updated.on_behalf_of == connected.id
+    # A transferred share and a platform fee are two ways of splitting one payment (as Stripe
+    # refuses transfer_data[amount] with application_fee_amount).
+    with pytest.raises(stripe.InvalidRequestError) as raised:
+        sdk.v1.subscriptions.update(subscription.id, params={"application_fee_percent": "12.5"})
+    assert raised.value.param == "application_fee_percent"
+    updated = sdk.v1.subscriptions.update(
+        subscription.id,
+        params={
+            "application_fee_percent": "12.5",
+            "transfer_data": {"destination": connected.id},
+        },
+    )
+    assert updated.application_fee_percent == 12.5
+    assert updated.transfer_data.to_dict() == {"amount_percent": None, "destination": connected.id}
 
     # Without a destination the platform fee has no payer on the platform's own subscription.
     with pytest.raises(stripe.InvalidRequestError) as raised:

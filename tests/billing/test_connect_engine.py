@@ -520,3 +520,180 @@ def test_a_draft_due_after_its_account_disconnected_is_held_not_finalized(accoun
     _advance(clock, minutes=5)
     draft.refresh_from_db()
     assert draft.status == InvoiceStatus.PAID
+
+
+# --- edges found in review --------------------------------------------------------------------
+
+
+def test_a_credit_renewal_finalizes_with_no_fee(account, connected):
+    """SPEC R-CON-3/4: a cycle invoice that collects nothing (its credits exceed its charges)
+    takes no fee and still finalizes."""
+    clock = create_test_clock(connected, frozen_time=START)
+    customer = _customer(connected, clock)
+    price = factories.make_price(connected, unit_amount=3000)
+    subscription = subs.create_subscription(
+        customer, items=[{"price": price}], application_fee_percent="10", application=account
+    )
+    invoicing.create_invoice_item(
+        customer, amount=-7000, currency="usd", description="Credit", subscription=subscription
+    )
+
+    _advance(clock, days=32)
+
+    invoice = _cycle_invoice(subscription)
+    assert invoice.total == -4000
+    assert invoice.status == InvoiceStatus.PAID
+    assert invoice.application_fee_amount is None
+
+
+def test_a_fee_never_exceeds_the_invoice_total(account, connected):
+    """SPEC R-CON-4: what the customer owed from before raises amount_due, not the fee's cap:
+    80% of 60.00 due on a 30.00 invoice is capped at 30.00."""
+    clock = create_test_clock(connected, frozen_time=START)
+    customer = _customer(connected, clock)
+    price = factories.make_price(connected, unit_amount=3000)
+    subscription = subs.create_subscription(
+        customer, items=[{"price": price}], application_fee_percent="80", application=account
+    )
+    from billing.services.customers import update_customer
+
+    update_customer(customer, balance=3000)
+    _advance(clock, days=32)
+
+    invoice = _cycle_invoice(subscription)
+    assert (invoice.total, invoice.amount_due) == (3000, 6000)
+    assert invoice.application_fee_amount == 3000
+
+
+def test_reconnecting_does_not_charge_the_held_draft_of_a_canceled_subscription(account, connected):
+    """SPEC R-CON-7, R-SUB-6: a held renewal whose subscription was canceled meanwhile stays an
+    uncollected draft when the account reconnects."""
+    clock = create_test_clock(account, frozen_time=START)
+    customer = _customer(account, clock)
+    price = factories.make_price(account, unit_amount=3000)
+    subscription = subs.create_subscription(
+        customer, items=[{"price": price}], on_behalf_of=connected.id
+    )
+    connect.disconnect_account(connected)
+    _advance(clock, days=32)
+    held = _cycle_invoice(subscription)
+    subs.cancel_subscription(subscription)
+
+    connect.reconnect_account(connected)
+    _advance(clock, hours=2)
+
+    held.refresh_from_db()
+    assert held.status == InvoiceStatus.DRAFT
+    assert (held.auto_advance, held.awaiting_reconnection) == (False, False)
+
+
+def test_a_connected_accounts_own_on_behalf_of_subscription_is_never_held(account, connected):
+    """SPEC R-CON-7: direct subscriptions continue after disconnection, even those naming the
+    account itself as on_behalf_of (reference 003's example)."""
+    clock = create_test_clock(connected, frozen_time=START)
+    customer = _customer(connected, clock)
+    price = factories.make_price(connected, unit_amount=3000)
+    subscription = subs.create_subscription(
+        customer, items=[{"price": price}], on_behalf_of=connected.id, application=account
+    )
+    connect.disconnect_account(connected)
+
+    _advance(clock, days=32)
+
+    assert _cycle_invoice(subscription).status == InvoiceStatus.PAID
+
+
+def test_an_immediate_invoice_on_behalf_of_a_disconnected_account_is_held(account, connected):
+    """SPEC R-CON-7: an always_invoice update still applies; its invoice waits as a held draft
+    instead of failing the update."""
+    clock = create_test_clock(account, frozen_time=START)
+    customer = _customer(account, clock)
+    price = factories.make_price(account, unit_amount=3000)
+    bigger = factories.make_price(account, unit_amount=6000, product=price.product)
+    subscription = subs.create_subscription(
+        customer, items=[{"price": price}], on_behalf_of=connected.id
+    )
+    connect.disconnect_account(connected)
+    _advance(clock, days=10)
+
+    subs.update_subscription(
+        subscription,
+        items=[{"id": subscription.items.get().id, "price": bigger}],
+        proration_behavior="always_invoice",
+    )
+
+    update = Invoice.objects.get(
+        subscription=subscription, billing_reason=BillingReason.SUBSCRIPTION_UPDATE
+    )
+    assert update.status == InvoiceStatus.DRAFT
+    assert update.awaiting_reconnection is True
+    assert subscription.items.get().price_id == bigger.id
+
+
+def test_retries_of_an_open_invoice_wait_for_the_reconnection(account, connected):
+    """SPEC R-CON-7: an invoice already open on behalf of an account that disconnects is not
+    charged again until the account reconnects; then its retry runs."""
+    clock = create_test_clock(account, frozen_time=START)
+    customer = _customer(account, clock, card="4000000000000341")
+    price = factories.make_price(account, unit_amount=3000)
+    subscription = subs.create_subscription(
+        customer,
+        items=[{"price": price}],
+        on_behalf_of=connected.id,
+        trial_period_days=7,
+    )
+    _advance(clock, days=8)  # the first paid invoice declines: open, retry scheduled
+    invoice = _cycle_invoice(subscription)
+    assert invoice.status == InvoiceStatus.OPEN and invoice.next_payment_attempt is not None
+    attempts = invoice.attempt_count
+
+    connect.disconnect_account(connected)
+    _advance(clock, days=10)
+    invoice.refresh_from_db()
+    assert invoice.attempt_count == attempts
+    assert (invoice.awaiting_reconnection, invoice.next_payment_attempt) == (True, None)
+
+    connect.reconnect_account(connected)
+    _advance(clock, minutes=5)
+    invoice.refresh_from_db()
+    assert invoice.attempt_count == attempts + 1
+    assert invoice.awaiting_reconnection is False
+
+
+def test_a_connected_account_cannot_route_payments_to_a_sibling(account, connected):
+    """SPEC R-CON-1/2: a connected account bills for itself; it cannot transfer to, or bill on
+    behalf of, another connected account of its platform."""
+    sibling = factories.make_connected_account(account, name="Sibling")
+    customer = factories.make_customer(connected)
+    factories.make_card(customer)
+    price = factories.make_price(connected, unit_amount=3000)
+
+    for options, param in (
+        ({"transfer_data": {"destination": sibling.id}}, "transfer_data[destination]"),
+        ({"on_behalf_of": sibling.id}, "on_behalf_of"),
+    ):
+        with pytest.raises(ValidationError) as error:
+            subs.create_subscription(customer, items=[{"price": price}], **options)
+        assert param in error.value.message_dict
+    assert not customer.subscriptions.exists()
+
+
+def test_the_transferred_share_is_fixed_when_the_payment_is_created(account, connected):
+    """SPEC R-CON-2: `transfer_data[amount_percent]` becomes the payment's `transfer_data.amount`
+    when the payment is created, and that is what the transfer sends."""
+    clock = create_test_clock(account, frozen_time=START)
+    customer = _customer(account, clock)
+    price = factories.make_price(account, unit_amount=3000)
+    subscription = subs.create_subscription(
+        customer,
+        items=[{"price": price}],
+        transfer_data={"destination": connected.id, "amount_percent": "50"},
+    )
+    invoice = Invoice.objects.get(pk=subscription.latest_invoice_id)
+    from billing.serializers import serialize
+
+    assert serialize(invoice.payment_intent)["transfer_data"] == {
+        "amount": 1500,
+        "destination": connected.id,
+    }
+    assert Transfer.objects.get().amount == 1500
