@@ -240,7 +240,16 @@ def _held(obj) -> bool:
         return False
     if _account(obj.account_id).platform_id is not None:
         return False
-    return _account(obj.on_behalf_of_id).is_disconnected
+    if not _account(obj.on_behalf_of_id).is_disconnected:
+        return False
+    # Read again under the account's lock: a reconnection committing meanwhile releases only
+    # the holds it can see, so a hold must not be decided on a stale read (reconnect_account
+    # takes the same lock, and waits for this transaction).
+    return (
+        Account.objects.select_for_update()
+        .filter(pk=obj.on_behalf_of_id, deauthorized_at__isnull=False)
+        .exists()
+    )
 
 
 def holds_invoice(invoice: Invoice) -> bool:
