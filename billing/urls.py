@@ -44,8 +44,19 @@ urlpatterns = [
     path("events/<str:pk>/", events.EventDetailView.as_view(), name="event_detail"),
     path("webhooks/", webhooks.WebhookListView.as_view(), name="webhooks"),
     path("webhooks/<str:pk>/", webhooks.WebhookDetailView.as_view(), name="webhook_detail"),
-    path("webhooks/<str:pk>/edit/", webhooks.WebhookEditView.as_view(), name="webhook_edit"),
-    path("webhooks/<str:pk>/delete/", webhooks.WebhookDeleteView.as_view(), name="webhook_delete"),
+    # A platform member inside a connected account does not edit or delete its webhook
+    # endpoints: one the platform made there would keep receiving the account's events after it
+    # disconnects (SPEC R-CON-7). Reading them stays open.
+    path(
+        "webhooks/<str:pk>/edit/",
+        webhooks.WebhookEditView.as_view(platform_may_act=False),
+        name="webhook_edit",
+    ),
+    path(
+        "webhooks/<str:pk>/delete/",
+        webhooks.WebhookDeleteView.as_view(platform_may_act=False),
+        name="webhook_delete",
+    ),
     path(
         "webhooks/<str:pk>/actions/<slug:action>/",
         webhooks.WebhookActionView.as_view(),

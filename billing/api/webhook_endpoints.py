@@ -1,10 +1,18 @@
 """/v1/webhook_endpoints: create (the answer carries the signing `secret`, as in Stripe, and
-only that one), retrieve, update, delete and list. Delivering events to them is issue #5."""
+only that one), retrieve, update, delete and list. Delivering events to them is issue #5.
+
+A platform acting as a connected account (`Stripe-Account`) may list and retrieve the account's
+endpoints but not create, update or delete them: an endpoint it made there would keep receiving
+the account's events after the account disconnects, when the platform must stop receiving them
+(SPEC R-CON-7). Its Connect endpoints (`connect=true`, on the platform) receive them while the
+account is connected."""
 
 from billing import services
 from billing.api import lists
 from billing.api.base import ApiView, checked_metadata, deleted, get_or_404, scoped
+from billing.api.errors import invalid
 from billing.api.params import Array, Boolean, Metadata, Schema, String
+from billing.api.subscriptions import acting_platform
 from billing.models import WebhookEndpoint
 from billing.serializers import serialize_webhook_endpoint
 from billing.services.webhooks import MAX_DESCRIPTION_LENGTH, MAX_URL_LENGTH
@@ -28,6 +36,19 @@ def _endpoint_or_404(ctx, endpoint_id: str) -> WebhookEndpoint:
     return get_or_404(ctx, WebhookEndpoint, endpoint_id, LABEL)
 
 
+def _refuse_acting_platform(ctx, verb: str) -> None:
+    """SPEC R-CON-7: a 400 when the request acts as a connected account through its platform."""
+    if acting_platform(ctx) is None:
+        return
+    raise invalid(
+        None,
+        f"Your platform cannot {verb} a connected account's webhook endpoints: only the account "
+        "itself may, with its own API key, since an endpoint your platform set up there would "
+        "keep receiving its events after it disconnects. To receive your connected accounts' "
+        "events, use a Connect webhook endpoint on your platform (connect=true).",
+    )
+
+
 class WebhookEndpointsView(ApiView):
     """Create and list webhook endpoints."""
 
@@ -49,6 +70,10 @@ class WebhookEndpointsView(ApiView):
     def post(self, ctx, params):
         if params.get("metadata"):
             checked_metadata(params["metadata"])
+        # `connect` on a connected account is refused to anyone, naming the parameter, by the
+        # service; any other endpoint only to the platform acting as the account.
+        if not params.get("connect"):
+            _refuse_acting_platform(ctx, "create")
         endpoint = services.create_webhook_endpoint(
             ctx.account,
             livemode=ctx.livemode,
@@ -91,9 +116,11 @@ class WebhookEndpointView(ApiView):
 
     def post(self, ctx, params, endpoint_id):
         endpoint = _endpoint_or_404(ctx, endpoint_id)
+        _refuse_acting_platform(ctx, "update")
         return services.update_webhook_endpoint(endpoint, **params)
 
     def delete(self, ctx, params, endpoint_id):
         endpoint = _endpoint_or_404(ctx, endpoint_id)
+        _refuse_acting_platform(ctx, "delete")
         services.delete_webhook_endpoint(endpoint)
         return deleted(endpoint_id, "webhook_endpoint")

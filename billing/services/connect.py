@@ -98,7 +98,11 @@ def create_connected_account(platform: Account, **fields) -> Account:
 
 
 def _lock_connected(account: Account) -> Account:
-    locked = Account.objects.select_for_update().select_related("platform").get(pk=account.pk)
+    locked = (
+        Account.objects.select_for_update(of=("self",))
+        .select_related("platform")
+        .get(pk=account.pk)
+    )
     if locked.type != AccountType.CONNECTED:
         raise ValidationError({"account": "Only a connected account can leave its platform."})
     return locked
@@ -138,7 +142,7 @@ def reconnect_account(account: Account) -> Account:
     from billing.services.invoices import emit_updated
 
     held = (
-        Invoice.objects.select_for_update()
+        Invoice.objects.select_for_update(of=("self",))
         .filter(on_behalf_of=locked, awaiting_reconnection=True)
         .select_related("subscription")
     )

@@ -5,7 +5,10 @@ each carries (its own, "direct", and the platform's that transfer to it or are `
 it), the fees the platform collected from it, what it transferred to it, and its balance.
 
 Who may do what:
-- every member of the platform may look at these pages (figures, not the accounts' customers);
+- every member of the platform may look at these pages: figures (counts, amounts), and the
+  platform's own subscriptions and invoices that concern an account. The connected account's
+  own customers are the connected merchant's data: who they are (emails, names) shows only to
+  members who may switch into the account, and only while it is connected (`may_see_customers`);
 - owners create connected accounts, and disconnect or reconnect them (SPEC R-CON-7), since
   that changes how money settles between the accounts;
 - owners, finance and support may switch into a still-connected account's dashboard and work
@@ -322,21 +325,27 @@ class ConnectedAccountListView(PlatformMixin, ListView):
         return response
 
 
+def may_see_customers(membership, account: Account) -> bool:
+    """Whether a platform member may see who `account`'s own customers are: the members who
+    may work inside it (not read-only ones), while it is connected. Others see figures only."""
+    return bool(membership.can_write) and not account.is_disconnected
+
+
 class ConnectedAccountDetailView(PlatformMixin, View):
     """One connected account: settings, balance, subscriptions on it and pointing at it, the
     fees collected from it, the transfers to it and the invoices held while it is disconnected
-    (all in this mode), with switch-into and disconnect/reconnect."""
+    (all in this mode), with switch-into and disconnect/reconnect. The subscriptions on it name
+    their customers only to members who may see them (`may_see_customers`)."""
 
     def get(self, request, pk):
         account = self.get_connected_or_404(pk)
         platform = request.account
         mode = in_mode(request.livemode)
         account_figures(platform, [account], request.livemode)
-        direct = (
-            Subscription.objects.filter(mode, account=account)
-            .select_related("customer")
-            .order_by("-created", "-pk")
-        )
+        show_customers = may_see_customers(request.membership, account)
+        direct = Subscription.objects.filter(mode, account=account).order_by("-created", "-pk")
+        if show_customers:
+            direct = direct.select_related("customer")
         pointing = (
             Subscription.objects.filter(mode, account=platform)
             .filter(Q(transfer_data_destination=account) | Q(on_behalf_of=account))
@@ -370,6 +379,7 @@ class ConnectedAccountDetailView(PlatformMixin, View):
             "held": list(held[:RELATED_LIMIT]),
             "held_total": held.count(),
             "related_limit": RELATED_LIMIT,
+            "show_customers": show_customers,
             "can_switch": request.membership.can_write and not account.is_disconnected,
             "can_manage": request.membership.can_manage_account,
         }

@@ -21,6 +21,7 @@ from django.views import View
 from billing import periods
 from billing.choices import Interval, PriceType, TestClockStatus
 from billing.forms import AdvanceClockForm, ClockCustomerForm, ClockFilterForm, TestClockForm
+from billing.middleware import is_acting
 from billing.models import Customer, Event, Invoice, Price, Subscription, TestClock
 from billing.services import subscriptions as subs
 from billing.services.customers import add_card, create_customer
@@ -70,10 +71,19 @@ def _card(number: str, clock: TestClock) -> dict:
 
 @transaction.atomic
 def add_clock_customer(
-    clock: TestClock, *, email: str, name: str = "", card: str = "", price=None, trial_days=None
+    clock: TestClock,
+    *,
+    email: str,
+    name: str = "",
+    card: str = "",
+    price=None,
+    trial_days=None,
+    application=None,
 ):
     """A customer on `clock`, with a default test card and a subscription to `price`, all or
-    nothing. A declined first payment leaves an `incomplete` subscription (allow_incomplete)."""
+    nothing. A declined first payment leaves an `incomplete` subscription (allow_incomplete).
+    `application` is the platform when it acts inside the clock's connected account: the
+    subscription records it, so the platform may change it later (SPEC R-CON-5)."""
     customer = create_customer(
         clock.account, livemode=False, email=email, name=name, test_clock=clock
     )
@@ -83,7 +93,10 @@ def add_clock_customer(
     if price is not None:
         customer.refresh_from_db()
         subscription = subs.create_subscription(
-            customer, items=[{"price": price}], trial_period_days=trial_days
+            customer,
+            items=[{"price": price}],
+            trial_period_days=trial_days,
+            application=application,
         )
     return customer, subscription
 
@@ -295,6 +308,7 @@ class TestClockCustomerView(ClockActionView):
                     card=data["card"],
                     price=data["price"],
                     trial_days=data["trial_days"],
+                    application=request.account.platform if is_acting(request.membership) else None,
                 )
             except ValidationError as error:
                 _form_errors_from(

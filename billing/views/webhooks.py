@@ -4,6 +4,13 @@ bulk replay, test events, secret roll (SPEC R-EVT-2, R-EVT-3).
 Every member may look. Owners manage endpoints (they hold signing secrets, like API keys);
 owners, finance and support may resend and replay deliveries. Deliveries themselves run in
 workers: these pages only ask the webhook services for them.
+
+A platform member working inside a connected account (`billing.middleware.is_acting`) may look,
+resend and replay, but not add, edit, enable, disable, test, roll the secret of or delete an
+endpoint: an endpoint the platform made there would keep receiving the account's events after it
+disconnects, when the platform must stop receiving them (SPEC R-CON-7). The edit and delete
+views refuse it in `billing/urls.py` (`platform_may_act=False`); creation and the endpoint
+actions below.
 """
 
 from datetime import timedelta
@@ -27,6 +34,7 @@ from billing.forms import (
     WebhookEndpointForm,
     format_delays,
 )
+from billing.middleware import is_acting
 from billing.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from billing.pagination import InvalidCursor, keyset_page
 from billing.services import webhooks as webhook_services
@@ -49,6 +57,13 @@ SUCCESS_WINDOW = timedelta(days=7)
 def _forbid_unless(request, permission: str) -> None:
     if not getattr(request.membership, permission):
         raise PermissionDenied("Your role does not allow this.")
+
+
+def _forbid_acting(request) -> None:
+    """SPEC R-CON-7: endpoints inside a connected account are its own team's to manage (the
+    same refusal as `MemberRequiredMixin.platform_may_act = False`)."""
+    if is_acting(request.membership):
+        raise PermissionDenied("Only the connected account's own team may do this.")
 
 
 def _errors_onto(form, error: ValidationError) -> None:
@@ -124,8 +139,10 @@ class WebhookListView(ListView):
         }
 
     def post(self, request):
-        """Add an endpoint (owners); its page then shows the signing secret."""
+        """Add an endpoint (owners, not a platform acting as the account); its page then shows
+        the signing secret."""
         _forbid_unless(request, "can_manage_account")
+        _forbid_acting(request)
         form = WebhookEndpointForm(request.POST, allow_connect=_allow_connect(request))
         if form.is_valid():
             try:
@@ -297,6 +314,7 @@ def _replay(request, endpoint):
 
 
 # slug → (handler, permission). Handlers either act and return None, or return an invalid form.
+# The owners' actions manage the endpoint: a platform acting as the account may not use them.
 ENDPOINT_ACTIONS = {
     "enable": (_enable, "can_manage_account"),
     "disable": (_disable, "can_manage_account"),
@@ -318,6 +336,8 @@ class WebhookActionView(MemberRequiredMixin, View):
         except KeyError:
             raise Http404(f"No action {action!r}.") from None
         _forbid_unless(request, permission)
+        if permission == "can_manage_account":
+            _forbid_acting(request)
         try:
             invalid = handler(request, endpoint)
         except ValidationError as error:

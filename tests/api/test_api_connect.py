@@ -1,13 +1,15 @@
 """Connect resources of the /v1 API (issue #8): connected accounts (`/v1/accounts`,
 `/v1/account`), the money between accounts (`/v1/transfers`, `/v1/application_fees`,
-`/v1/balance`, `/v1/balance_transactions`), `POST /oauth/deauthorize`, and the isolation of
-every account's data (SPEC R-CON-1, R-CON-7, R-CORE-3)."""
+`/v1/balance`, `/v1/balance_transactions`), `POST /oauth/deauthorize`, webhook endpoints
+through `Stripe-Account` (read-only), and the isolation of every account's data (SPEC R-CON-1,
+R-CON-7, R-CORE-3)."""
 
 import pytest
 import stripe
 
+from billing import services
 from billing.choices import AccountType
-from billing.models import Account, Event
+from billing.models import Account, Event, WebhookEndpoint
 from billing.services import connect
 from tests import factories
 from tests.api.conftest import Api
@@ -486,6 +488,80 @@ def test_live_keys_see_no_test_money(live_api, connected, money):
     balance = ok(live_api.get("/v1/balance"))
     assert (amounts(balance), balance["livemode"]) == ({"usd": 0}, True)
     assert amounts(ok(live_api.get("/v1/balance", HTTP_STRIPE_ACCOUNT=connected.id))) == {"usd": 0}
+
+
+# --- webhook endpoints through Stripe-Account --------------------------------------------------
+
+HOOK = "https://hooks.example.com/stripe"
+
+
+@pytest.fixture
+def shop_endpoint(connected):
+    """The connected account's own webhook endpoint, in test mode."""
+    return services.create_webhook_endpoint(
+        connected, livemode=False, url=HOOK, enabled_events=["invoice.paid"]
+    )
+
+
+def test_a_platform_cannot_create_a_webhook_endpoint_as_a_connected_account(api, connected):
+    """SPEC R-CON-7: an endpoint the platform made inside the account would keep receiving its
+    events after it disconnects: Stripe's 400 invalid_request_error, nothing created."""
+    response = api.post(
+        "/v1/webhook_endpoints",
+        {"url": HOOK, "enabled_events[]": "*"},
+        HTTP_STRIPE_ACCOUNT=connected.id,
+    )
+
+    error = error_of(response, 400)
+    assert error["type"] == "invalid_request_error"
+    assert "cannot create a connected account's webhook endpoints" in error["message"]
+    assert "connect=true" in error["message"]
+    assert not WebhookEndpoint.objects.filter(account=connected).exists()
+
+
+def test_a_platform_cannot_update_or_delete_a_connected_accounts_webhook_endpoint(
+    api, connected, shop_endpoint
+):
+    """SPEC R-CON-7: the account's endpoints are its own to change: updating or deleting one
+    through `Stripe-Account` is a 400 and changes nothing."""
+    path = f"/v1/webhook_endpoints/{shop_endpoint.id}"
+
+    updated = api.post(path, {"url": "https://spy.example.com/"}, HTTP_STRIPE_ACCOUNT=connected.id)
+    deleted = api.delete(path, HTTP_STRIPE_ACCOUNT=connected.id)
+
+    for response, verb in ((updated, "update"), (deleted, "delete")):
+        error = error_of(response, 400)
+        assert error["type"] == "invalid_request_error"
+        assert f"cannot {verb} a connected account's webhook endpoints" in error["message"]
+    endpoint = WebhookEndpoint.objects.get(pk=shop_endpoint.pk)
+    assert endpoint.url == HOOK
+
+
+def test_a_platform_still_reads_a_connected_accounts_webhook_endpoints(
+    api, connected, shop_endpoint
+):
+    """SPEC R-CON-1: acting as the account, the platform lists and retrieves its endpoints
+    (without their secrets)."""
+    listed = ok(api.get("/v1/webhook_endpoints", HTTP_STRIPE_ACCOUNT=connected.id))
+    one = ok(api.get(f"/v1/webhook_endpoints/{shop_endpoint.id}", HTTP_STRIPE_ACCOUNT=connected.id))
+
+    assert [e["id"] for e in listed["data"]] == [shop_endpoint.id]
+    assert one["id"] == shop_endpoint.id
+    assert "secret" not in one
+
+
+def test_a_connected_account_manages_its_webhook_endpoints_with_its_own_key(
+    connected_api, connected
+):
+    """SPEC R-CON-7 binds the platform only: the account's own key creates, updates, deletes."""
+    created = ok(
+        connected_api.post("/v1/webhook_endpoints", {"url": HOOK, "enabled_events[]": "*"})
+    )
+    path = f"/v1/webhook_endpoints/{created['id']}"
+
+    assert ok(connected_api.post(path, {"description": "Mine"}))["description"] == "Mine"
+    assert ok(connected_api.delete(path))["deleted"] is True
+    assert not WebhookEndpoint.objects.filter(account=connected).exists()
 
 
 # --- POST /oauth/deauthorize -----------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Connect in the dashboard: a platform's connected accounts with their figures, creating one,
 switching into one and back, disconnecting and reconnecting with the consequences spelled out,
-held invoices, Connect fields on subscriptions, and the admin's connection actions
-(SPEC R-CON-1..7)."""
+held invoices, Connect fields on subscriptions, the admin's connection actions, who sees a
+connected account's customers, and what a platform may do inside one (webhook endpoints, test
+clocks) (SPEC R-CON-1..7)."""
 
 import html
 import re
@@ -32,8 +33,11 @@ from billing.models import (
     Membership,
     Subscription,
     Transfer,
+    WebhookDelivery,
+    WebhookEndpoint,
 )
 from billing.services import connect as connect_services
+from billing.services import webhooks as webhook_services
 from tests import factories
 
 LIST = reverse("dashboard:connected_accounts")
@@ -258,7 +262,7 @@ def test_list_queries_do_not_grow_with_accounts(member_client, account, connecte
         shop = factories.make_connected_account(account, name=f"Shop {i}")
         fee(account, shop, 100)
         transfer(account, shop, 200)
-        ledger(shop, 200)
+        ledger(shop, 200, source=f"pi_test_{i}")  # one charge per payment
     with CaptureQueriesContext(connection) as six:
         member_client.get(LIST)
     assert len(six) == len(one)
@@ -905,3 +909,219 @@ def test_inside_a_connected_account_the_platform_is_offered_no_key_form(member_c
     assert "Only the connected account's own team can create or revoke its keys." in text(page)
     assert reverse("dashboard:api_key_create") not in body
     assert "Revoke</button>" not in body
+
+
+# ---------------------------------------------------------------------------------------------
+# Who sees a connected account's own customers on its page (SPEC R-CON-1, R-CON-7)
+
+
+@pytest.fixture
+def shop_subscription(connected):
+    """A direct subscription on `connected`, of a customer with a name and an email."""
+    customer = factories.make_customer(connected, email="buyer@shop.test", name="Bea Buyer")
+    return factories.make_subscription(customer)
+
+
+def test_a_member_who_may_switch_in_sees_the_accounts_customers(
+    member_client, connected, shop_subscription
+):
+    """SPEC R-CON-1: an owner may work inside the connected account, so its page names the
+    customers of the subscriptions on it."""
+    response = member_client.get(detail_url(connected))
+
+    assert response.context["show_customers"] is True
+    page = text(response)
+    assert "buyer@shop.test" in page
+    assert shop_subscription.pk in page
+
+
+def test_a_read_only_member_sees_the_accounts_figures_but_not_who_its_customers_are(
+    read_only_client, connected, arrangements
+):
+    """SPEC R-CON-1: read-only platform members cannot work inside the account; its customers
+    are its own, so they see counts and amounts only, and the platform's own customers."""
+    customer = factories.make_customer(connected, name="Bea Buyer")
+    factories.make_subscription(customer)
+
+    response = read_only_client.get(detail_url(connected))
+
+    assert response.status_code == 200
+    assert response.context["show_customers"] is False
+    assert response.context["direct_total"] == 3
+    page = text(response)
+    assert "buyer@shop.test" not in page
+    assert "Bea Buyer" not in page
+    assert arrangements["direct_fee"].pk in page
+    assert "$3.00" in page and "$9.00" in page
+    assert "payer@acme.test" in page  # the platform's own customer
+
+
+def test_after_disconnection_no_member_sees_who_the_accounts_customers_are(
+    member_client, connected, shop_subscription
+):
+    """SPEC R-CON-7: once disconnected, the platform lost access to the account's data: even an
+    owner sees its subscriptions' figures only."""
+    connect_services.disconnect_account(connected)
+
+    response = member_client.get(detail_url(connected))
+
+    assert response.context["show_customers"] is False
+    assert response.context["direct_total"] == 1
+    page = text(response)
+    assert "buyer@shop.test" not in page
+    assert "Bea Buyer" not in page
+    assert shop_subscription.pk in page
+    assert "not shown while it is disconnected" in page
+
+
+# ---------------------------------------------------------------------------------------------
+# Webhook endpoints inside a connected account (SPEC R-CON-7)
+
+
+@pytest.fixture
+def shop_endpoint(connected):
+    """The connected account's own endpoint, in test mode."""
+    return webhook_services.create_webhook_endpoint(
+        connected,
+        livemode=False,
+        url="https://hooks.shop.test/relance",
+        enabled_events=["invoice.paid"],
+    )
+
+
+def webhook_form(**overrides):
+    return {
+        "url": "https://hooks.acme.test/spy",
+        "description": "",
+        "enabled_events": ["invoice.paid"],
+        "retry_schedule": "",
+        **overrides,
+    }
+
+
+def test_an_acting_owner_cannot_add_a_webhook_endpoint_inside_a_connected_account(
+    member_client, connected
+):
+    """SPEC R-CON-7: an endpoint the platform added inside the account would keep receiving its
+    events after it disconnects, so the form is not offered and posting it is refused."""
+    switch_into(member_client, connected)
+
+    page = member_client.get(reverse("dashboard:webhooks"))
+    response = member_client.post(reverse("dashboard:webhooks"), webhook_form())
+
+    assert page.status_code == 200
+    assert 'id="new-endpoint"' not in page.content.decode()
+    assert "Only the connected account's own team can add, change or delete" in text(page)
+    assert response.status_code == 403
+    assert not WebhookEndpoint.objects.filter(account=connected).exists()
+
+
+def test_an_acting_owner_reads_the_accounts_endpoints_without_managing_them(
+    member_client, connected, shop_endpoint
+):
+    """SPEC R-CON-7: the list and the endpoint's page stay readable inside the account, without
+    edit, delete, test or enable/disable buttons or the signing secret; replaying stays."""
+    switch_into(member_client, connected)
+
+    listing = member_client.get(reverse("dashboard:webhooks"))
+    response = member_client.get(reverse("dashboard:webhook_detail", args=[shop_endpoint.pk]))
+
+    assert listing.status_code == 200
+    assert [e.pk for e in listing.context["page"].items] == [shop_endpoint.pk]
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert reverse("dashboard:webhook_edit", args=[shop_endpoint.pk]) not in body
+    assert reverse("dashboard:webhook_delete", args=[shop_endpoint.pk]) not in body
+    for action in ("test", "disable", "roll-secret"):
+        assert reverse("dashboard:webhook_action", args=[shop_endpoint.pk, action]) not in body
+    assert shop_endpoint.secret not in body
+    assert 'id="signing-secret"' not in body
+    assert reverse("dashboard:webhook_action", args=[shop_endpoint.pk, "replay"]) in body
+
+
+def test_an_acting_owner_cannot_edit_roll_disable_or_delete_an_endpoint(
+    member_client, connected, shop_endpoint
+):
+    """SPEC R-CON-7: every change to the account's endpoints is refused to the platform (403)
+    and changes nothing."""
+    switch_into(member_client, connected)
+    edit = reverse("dashboard:webhook_edit", args=[shop_endpoint.pk])
+    delete = reverse("dashboard:webhook_delete", args=[shop_endpoint.pk])
+
+    assert member_client.get(edit).status_code == 403
+    edited = member_client.post(edit, webhook_form(url="https://hooks.acme.test/spy"))
+    assert edited.status_code == 403
+    for action in ("roll-secret", "disable", "enable", "test"):
+        url = reverse("dashboard:webhook_action", args=[shop_endpoint.pk, action])
+        assert member_client.post(url, {"overlap_hours": "0"}).status_code == 403, action
+    assert member_client.get(delete).status_code == 403
+    assert member_client.post(delete).status_code == 403
+
+    endpoint = WebhookEndpoint.objects.get(pk=shop_endpoint.pk)
+    assert endpoint.url == "https://hooks.shop.test/relance"
+    assert endpoint.secret == shop_endpoint.secret
+    assert endpoint.status == shop_endpoint.status
+    assert not WebhookDelivery.objects.filter(endpoint=shop_endpoint).exists()
+
+
+def test_the_connected_accounts_own_owner_still_manages_its_endpoints(client, connected):
+    """SPEC R-CON-7 binds the platform only: the account's own owner adds, edits and deletes."""
+    client_as(client, connected, Role.OWNER, email="owner@shop.test")
+
+    created = client.post(reverse("dashboard:webhooks"), webhook_form())
+    endpoint = WebhookEndpoint.objects.get(account=connected)
+    edited = client.post(
+        reverse("dashboard:webhook_edit", args=[endpoint.pk]),
+        webhook_form(url="https://hooks.shop.test/v2"),
+    )
+    deleted = client.post(reverse("dashboard:webhook_delete", args=[endpoint.pk]))
+
+    assert created.status_code == edited.status_code == deleted.status_code == 302
+    assert not WebhookEndpoint.objects.filter(account=connected).exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Test clocks inside a connected account (SPEC R-CON-5)
+
+
+def add_clock_customer(client, clock, price, email):
+    return client.post(
+        reverse("dashboard:test_clock_add_customer", args=[clock.pk]),
+        {
+            "customer-email": email,
+            "customer-card": "4242424242424242",
+            "customer-price": price.pk,
+        },
+    )
+
+
+def test_a_subscription_the_platform_creates_on_a_test_clock_inside_records_it(
+    member_client, account, connected
+):
+    """SPEC R-CON-5: a subscription the platform creates from a test clock of the connected
+    account records the platform as its `application`, so the platform may cancel it later."""
+    clock = factories.make_test_clock(connected)
+    price = factories.make_price(connected, unit_amount=3000)
+    switch_into(member_client, connected)
+
+    response = add_clock_customer(member_client, clock, price, "clock@shop.test")
+
+    assert response.status_code == 302
+    subscription = Subscription.objects.get(customer__email="clock@shop.test")
+    assert subscription.account_id == connected.pk
+    assert subscription.application_id == account.pk
+    detail = member_client.get(reverse("dashboard:subscription_detail", args=[subscription.pk]))
+    assert "cancel" in [a.slug for a in detail.context["actions"]]
+
+
+def test_a_subscription_the_accounts_own_team_creates_on_a_test_clock_has_no_application(
+    client, connected
+):
+    """SPEC R-CON-5: the connected account's own subscriptions name no platform."""
+    clock = factories.make_test_clock(connected)
+    price = factories.make_price(connected, unit_amount=3000)
+    client_as(client, connected, Role.OWNER, email="owner@shop.test")
+
+    assert add_clock_customer(client, clock, price, "own@shop.test").status_code == 302
+
+    assert Subscription.objects.get(customer__email="own@shop.test").application_id is None
