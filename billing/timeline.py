@@ -338,12 +338,39 @@ def advance_clock(clock_id: str) -> None:
     `frozen_time` moves to each job's due time before the job runs, so everything the job does
     happens "then" (SPEC R-CLOCK-2). Jobs that a job schedules within the window run too.
     """
-    from billing import events
 
     clock = TestClock.objects.get(pk=clock_id)
     target = clock.advancing_to
     if clock.status != TestClockStatus.ADVANCING or target is None:
         return
+    try:
+        _advance_to(clock, target)
+    except Exception:
+        # Not a job's failure (those are recorded on the job and the clock goes on): the advance
+        # itself broke. Say so on the clock, as Stripe's `internal_failure`, rather than leave it
+        # advancing forever; advancing it again resumes from where it stopped.
+        log.exception("test clock %s failed while advancing", clock_id)
+        _mark_internal_failure(clock_id)
+        raise
+
+
+def _mark_internal_failure(clock_id: str) -> None:
+    from billing import events
+
+    with transaction.atomic():
+        clock = TestClock.objects.select_for_update().filter(pk=clock_id).first()
+        if clock is None or clock.status != TestClockStatus.ADVANCING:
+            return
+        clock.status = TestClockStatus.INTERNAL_FAILURE
+        clock.advancing_to = None
+        clock.save(update_fields=["status", "advancing_to"])
+        events.emit("test_helpers.test_clock.internal_failure", clock)
+
+
+def _advance_to(clock: TestClock, target) -> None:
+    from billing import events
+
+    clock_id = clock.pk
     while True:
         job = (
             DueJob.objects.filter(

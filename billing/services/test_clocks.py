@@ -64,7 +64,8 @@ def advance_test_clock(clock: TestClock, *, to: datetime, synchronously: bool = 
 def _start_advancing(clock: TestClock, *, to: datetime) -> TestClock:
     """Check that the clock may move to `to`, mark it `advancing` and say so, or change nothing."""
     clock = TestClock.objects.select_for_update().get(pk=clock.pk)
-    if clock.status != TestClockStatus.READY:
+    # After an internal failure, advancing again resumes the work left undone.
+    if clock.status not in (TestClockStatus.READY, TestClockStatus.INTERNAL_FAILURE):
         raise ValidationError(
             {"test_clock": "The clock is still advancing; wait until it is ready."}
         )

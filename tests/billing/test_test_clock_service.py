@@ -169,3 +169,40 @@ def test_an_advance_of_a_clock_already_advancing_is_refused_naming_the_clock(
     assert clock.status == ClockStatus.ADVANCING
     assert clock.advancing_to == START + timedelta(days=1)
     assert _clock_events(clock) == [CLOCK_EVENTS[0]]
+
+
+# --- an advance that breaks -------------------------------------------------------------------
+
+
+def test_an_advance_that_breaks_marks_the_clock_failed_and_can_be_resumed(
+    account, clock, monkeypatch
+):
+    """SPEC R-CLOCK-2: an error outside any job (not a job's own failure, which is recorded on
+    the job) leaves the clock `internal_failure` with its event, not advancing forever; a new
+    advance resumes and runs what was left."""
+    from billing import events
+
+    subscription = _subscribed(account, clock)
+    real_emit = events.emit
+
+    def emit_breaking_ready(event_type, obj, **options):
+        if event_type == "test_helpers.test_clock.ready":
+            raise RuntimeError("broken")
+        return real_emit(event_type, obj, **options)
+
+    monkeypatch.setattr(events, "emit", emit_breaking_ready)
+
+    with pytest.raises(RuntimeError):
+        advance_test_clock(clock, to=START + timedelta(days=40), synchronously=True)
+
+    clock.refresh_from_db()
+    assert (clock.status, clock.advancing_to) == (ClockStatus.INTERNAL_FAILURE, None)
+    assert Event.objects.filter(
+        object_id=clock.pk, type="test_helpers.test_clock.internal_failure"
+    ).exists()
+
+    monkeypatch.setattr(events, "emit", real_emit)
+    clock = advance_test_clock(clock, to=START + timedelta(days=40), synchronously=True)
+
+    assert clock.status == ClockStatus.READY
+    assert Invoice.objects.filter(subscription=subscription).count() == 2
