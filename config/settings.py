@@ -167,6 +167,11 @@ RELANCE_API_IDEMPOTENCY_LOCK_SECONDS = env.int(
     "RELANCE_API_IDEMPOTENCY_LOCK_SECONDS", 60, minimum=1
 )
 
+# How many reverse proxies in front of Relance append to X-Forwarded-For: the client address
+# that rate limits count is that many entries from the right (0: REMOTE_ADDR, no proxy). Only
+# set it when every request comes through those proxies, or clients could choose their address.
+RELANCE_TRUSTED_PROXIES = env.int("RELANCE_TRUSTED_PROXIES", 0, minimum=0)
+
 # Webhook deliveries (docs/webhooks.md). Live-mode endpoints may not point at loopback, private
 # or link-local addresses unless this is on (local development); test-mode ones always may.
 RELANCE_WEBHOOKS_ALLOW_PRIVATE = env.bool("RELANCE_WEBHOOKS_ALLOW_PRIVATE", False)

@@ -78,7 +78,18 @@ def _allowed(scope: str, key: str, name: str) -> bool:
 
 
 def client_address(request) -> str:
-    """The client's address as the server saw it (a proxy must set REMOTE_ADDR correctly)."""
+    """The client's address: REMOTE_ADDR, or behind `RELANCE_TRUSTED_PROXIES` proxies the
+    X-Forwarded-For entry the nearest of them recorded (entries further left are the client's
+    to write, so they are never trusted)."""
+    proxies = getattr(settings, "RELANCE_TRUSTED_PROXIES", 0)
+    if proxies:
+        forwarded = [
+            part.strip()
+            for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")
+            if part.strip()
+        ]
+        if len(forwarded) >= proxies:
+            return forwarded[-proxies]
     return request.META.get("REMOTE_ADDR", "") or "unknown"
 
 

@@ -383,6 +383,20 @@ def test_rate_limit_per_client_address_stops_guessing(db, client, settings):
     assert other.get("/pay/guess-x/").status_code == 404
 
 
+def test_behind_a_trusted_proxy_the_forwarded_address_is_counted(db, settings):
+    """Behind one proxy, clients are told apart by the address the proxy recorded, and what a
+    client writes further left in X-Forwarded-For does not let it dodge its limit."""
+    settings.RELANCE_HOSTED_ADDRESS_LIMIT = (2, 600)
+    settings.RELANCE_TRUSTED_PROXIES = 1
+    proxy = Client(REMOTE_ADDR="10.0.0.2")
+
+    def guess(forwarded):
+        return proxy.get("/pay/guess/", HTTP_X_FORWARDED_FOR=forwarded).status_code
+
+    assert [guess(f"{n}.1.1.1, 198.51.100.7") for n in range(3)] == [404, 404, 429]
+    assert guess("198.51.100.8") == 404
+
+
 def test_card_submissions_are_limited_per_link(client, customer, settings):
     settings.RELANCE_HOSTED_CARD_LIMIT = (2, 3600)
     path = _link_path(factories.make_subscription(customer))
