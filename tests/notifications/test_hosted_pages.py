@@ -567,3 +567,16 @@ def test_another_accounts_customer_is_not_found(member_client, other_account):
     response = member_client.post(f"/customers/{stranger.pk}/deactivate-links/")
     assert response.status_code == 404
     assert HostedLink.objects.filter(deactivated_at__isnull=True).count() == 1
+
+
+def test_a_method_the_page_does_not_take_gets_a_405_with_the_hosted_headers(client, customer):
+    """The 405 of a hosted page is no exception to its headers (no referrer, no caching, no
+    framing)."""
+    path = _link_path(factories.make_subscription(customer))
+
+    response = client.put(path)
+
+    assert response.status_code == 405
+    assert response["Allow"] == "GET, POST"
+    for name, value in HOSTED_HEADERS.items():
+        assert response[name] == value
