@@ -765,6 +765,11 @@ def attempt_payment(
 
     Success pays it; a decline records the attempt and schedules the next retry (or applies the
     end-of-retries settings); a card that needs authentication waits for the customer.
+
+    As Stripe counts `attempt_count` "from the perspective of the retry schedule", an attempt
+    made on request (`off_session=False`: `/pay`, the dashboard, the hosted page) counts only
+    when it is the invoice's first: a later one that fails leaves the retry schedule, and what
+    happens after its last retry, as they were.
     """
     from billing.gateway import get_gateway
 
@@ -776,8 +781,11 @@ def attempt_payment(
     before = serialize(invoice)
     method = payment_method or _payment_method_for(invoice)
     intent = _payment_intent_for(invoice, now, request_id)
+    # Outside the retry schedule: an attempt on request after the first one (see above).
+    on_request = not off_session and invoice.attempt_count > 0
     invoice.attempted = True
-    invoice.attempt_count += 1
+    if not on_request:
+        invoice.attempt_count += 1
     if method is None:
         result_status = "failed"
         error = {
@@ -827,6 +835,17 @@ def attempt_payment(
     intent.status = PaymentIntentStatus.REQUIRES_PAYMENT_METHOD
     intent.last_payment_error = error
     batching.save(intent)
+    if on_request:
+        batching.save(invoice)
+        events.emit("payment_intent.payment_failed", intent, request_id=request_id)
+        emit_updated(
+            "invoice.updated",
+            invoice,
+            before,
+            also=["invoice.payment_failed"],
+            request_id=request_id,
+        )
+        return invoice
     if _automation_takes_failure(invoice, now=now):
         # SPEC R-AUTO-6, R-INV-9: the automation replaces the default retries; its "set retry
         # policy" sets next_payment_attempt in a following invoice.updated.

@@ -125,7 +125,6 @@ def test_a_destination_must_be_a_connected_account_of_the_platform(
         items=[{"price": price}],
         transfer_data={"destination": ours.pk, "amount_percent": "75"},
         on_behalf_of=ours,
-        application_fee_percent=10,
     )
     assert (subscription.transfer_data_destination_id, subscription.on_behalf_of_id) == (
         ours.pk,

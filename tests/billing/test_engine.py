@@ -344,6 +344,33 @@ def test_custom_retries_run_on_schedule_then_cancel(account, clock, price):
     assert invoice.auto_advance is False
 
 
+def test_a_customers_own_failed_attempts_do_not_use_up_the_retries(account, clock, price):
+    # SPEC R-INV-9, R-SUB-4: attempts on request (the customer on the hosted page, /pay) after
+    # the first do not count against the schedule (Stripe's attempt_count), so they never bring
+    # the end-of-retries settings forward; the scheduled retry still runs, and ends it.
+    sub = _failing_renewal(
+        account,
+        clock,
+        price,
+        retry_mode="custom",
+        retry_days=[1],
+        after_retries_subscription="cancel",
+    )
+    invoice = sub.latest_invoice
+    scheduled = invoice.next_payment_attempt
+    for _ in range(3):
+        with pytest.raises(invoicing.CardError):
+            invoicing.pay_invoice(invoice)
+    invoice.refresh_from_db()
+    sub.refresh_from_db()
+    assert (invoice.attempt_count, invoice.next_payment_attempt) == (1, scheduled)
+    assert sub.status == SubscriptionStatus.PAST_DUE
+
+    _advance(clock, days=1)
+    sub.refresh_from_db()
+    assert sub.status == SubscriptionStatus.CANCELED
+
+
 @pytest.mark.parametrize(
     ("after_sub", "after_invoice", "status", "invoice_status"),
     [
@@ -686,14 +713,19 @@ def test_invoice_numbers_are_sequential_per_account(account, clock, price):
 
 
 def test_a_declined_pay_now_is_recorded_before_the_error(account, clock, price):
-    # SPEC R-INV-4: the failed attempt counts and its events are sent even though pay raises.
+    # SPEC R-INV-4: the failed attempt's events are sent even though pay raises. As Stripe
+    # counts attempt_count for the retry schedule, an attempt on request after the first one
+    # leaves the count and the schedule as they were.
     customer = _customer(account, clock, card="4000000000000002")
     sub = subs.create_subscription(customer, items=[{"price": price}])
     invoice = sub.latest_invoice
+    invoice.refresh_from_db()
+    scheduled = invoice.next_payment_attempt
     with pytest.raises(invoicing.CardError):
         invoicing.pay_invoice(invoice)
     invoice.refresh_from_db()
-    assert invoice.attempt_count == 2
+    assert invoice.attempt_count == 1
+    assert invoice.next_payment_attempt == scheduled
     assert Event.objects.filter(type="invoice.payment_failed", object_id=invoice.pk).count() == 2
 
 
@@ -860,7 +892,8 @@ def test_resume_unchanged_keeps_the_cycle_and_prorates_the_rest(account, price):
 
 
 def test_failed_pay_attempts_on_a_manual_invoice_never_apply_end_of_retry_settings(account, clock):
-    # SPEC R-SUB-4 applies to automatic retries only.
+    # SPEC R-SUB-4 applies to automatic retries only; attempts on request after the first do
+    # not count (Stripe's attempt_count).
     RecoverySettings.objects.create(
         account=account, livemode=False, after_retries_invoice="uncollectible"
     )
@@ -872,7 +905,7 @@ def test_failed_pay_attempts_on_a_manual_invoice_never_apply_end_of_retry_settin
             invoicing.pay_invoice(invoice)
     invoice.refresh_from_db()
     assert invoice.status == InvoiceStatus.OPEN
-    assert invoice.attempt_count == 3
+    assert invoice.attempt_count == 1
 
 
 def test_another_customer_s_card_cannot_pay_an_invoice(account, clock, price):
