@@ -975,6 +975,14 @@ def _confirm(intent: PaymentIntent, *, payment_method, request_id) -> PaymentInt
     intent = PaymentIntent.objects.select_for_update().get(pk=intent.pk)
     if intent.status == PaymentIntentStatus.SUCCEEDED:
         return intent
+    if intent.status == PaymentIntentStatus.CANCELED:
+        # Its invoice was voided: nothing is owed any more (Stripe refuses the same way).
+        raise ValidationError(
+            {
+                "payment_intent": "This PaymentIntent was canceled (its invoice is void) and "
+                "cannot be confirmed."
+            }
+        )
     _check_payment_method(payment_method, intent.customer_id)
     method = payment_method or intent.payment_method
     if method is None:
@@ -992,12 +1000,15 @@ def _confirm(intent: PaymentIntent, *, payment_method, request_id) -> PaymentInt
         intent.save()
         events.emit("payment_intent.succeeded", intent, request_id=request_id)
         now = now_for(intent)
-        if invoice is not None and invoice.status == InvoiceStatus.OPEN:
+        if invoice is not None:
             invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
-            connect.settle_payment(intent, invoice, now=now, request_id=request_id)
+        connect.settle_payment(intent, invoice, now=now, request_id=request_id)
+        # An uncollectible invoice can still be paid (as in Stripe): the money settles it.
+        if invoice is not None and invoice.status in (
+            InvoiceStatus.OPEN,
+            InvoiceStatus.UNCOLLECTIBLE,
+        ):
             _mark_paid(invoice, now=now, request_id=request_id)
-        else:
-            connect.settle_payment(intent, invoice, now=now, request_id=request_id)
         return intent
     intent.status = PaymentIntentStatus.REQUIRES_PAYMENT_METHOD
     intent.last_payment_error = result.error or {"message": "Your card was declined."}

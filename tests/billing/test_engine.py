@@ -285,6 +285,40 @@ def test_error_if_incomplete_raises_and_writes_nothing(account, clock, price):
     assert not customer.subscriptions.exists()
 
 
+def test_authenticating_after_the_invoice_was_written_off_still_pays_it(account, clock, price):
+    # SPEC R-INV-5, R-INV-8: an uncollectible invoice gets no more attempts, but money the
+    # customer authorizes afterwards settles it (Stripe lets uncollectible invoices be paid).
+    customer = _customer(account, clock, card="4000002500003155")
+    invoicing.create_invoice_item(customer, amount=1500, currency="usd")
+    invoice = invoicing.finalize_invoice(invoicing.create_manual_invoice(customer))
+    invoice = invoicing.pay_invoice(invoice)
+    assert invoice.payment_intent.status == PaymentIntentStatus.REQUIRES_ACTION
+    invoicing.mark_uncollectible(invoice)
+
+    invoicing.confirm_payment_intent(invoice.payment_intent)
+
+    invoice.refresh_from_db()
+    assert (invoice.status, invoice.amount_paid, invoice.amount_remaining) == ("paid", 1500, 0)
+
+
+def test_a_voided_invoices_payment_cannot_be_confirmed(account, clock, price):
+    # SPEC R-INV-5: voiding cancels the pending PaymentIntent; confirming it later is refused
+    # and charges nothing.
+    customer = _customer(account, clock, card="4000002500003155")
+    invoicing.create_invoice_item(customer, amount=1500, currency="usd")
+    invoice = invoicing.pay_invoice(
+        invoicing.finalize_invoice(invoicing.create_manual_invoice(customer))
+    )
+    invoicing.void_invoice(invoice)
+
+    with pytest.raises(ValidationError) as error:
+        invoicing.confirm_payment_intent(invoice.payment_intent)
+
+    assert "payment_intent" in error.value.message_dict
+    invoice.payment_intent.refresh_from_db()
+    assert invoice.payment_intent.status == PaymentIntentStatus.CANCELED
+
+
 def test_3ds_card_requires_action_then_confirm_pays(account, clock, price):
     # SPEC R-INV-5
     customer = _customer(account, clock, card="4000002500003155")
