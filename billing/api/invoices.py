@@ -416,6 +416,10 @@ class InvoiceItemsView(ApiView):
             options["subscription"] = get_or_404(
                 ctx, Subscription, params["subscription"], "subscription", param="subscription"
             )
+            # SPEC R-CON-5: adding to what a subscription bills changes it.
+            connect.check_platform_may_change(
+                options["subscription"], acting_platform(ctx), param="subscription"
+            )
         for name in ("amount", "quantity"):
             if params.get(name) is not None:
                 options[name] = params[name]

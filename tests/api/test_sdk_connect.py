@@ -14,7 +14,14 @@ import time
 import pytest
 import stripe
 
-from billing.models import ApplicationFee, Invoice, PaymentIntent, Subscription, Transfer
+from billing.models import (
+    ApplicationFee,
+    Invoice,
+    InvoiceItem,
+    PaymentIntent,
+    Subscription,
+    Transfer,
+)
 from tests import factories
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -670,6 +677,24 @@ def their_subscription(connected, connected_sdk):
     return connected_sdk.v1.subscriptions.create(
         params={"customer": customer.id, "items": [{"price": price.id}]}
     )
+
+
+def test_a_platform_cannot_add_items_to_a_subscription_it_did_not_create(
+    sdk, as_connected, their_subscription
+):
+    """SPEC R-CON-5: invoice items for someone else's subscription would change what it bills."""
+    with pytest.raises(stripe.InvalidRequestError) as raised:
+        sdk.v1.invoice_items.create(
+            params={
+                "customer": their_subscription.customer,
+                "amount": 500,
+                "currency": "usd",
+                "subscription": their_subscription.id,
+            },
+            options=as_connected,
+        )
+    assert raised.value.param == "subscription"
+    assert not InvoiceItem.objects.filter(subscription_id=their_subscription.id).exists()
 
 
 def test_a_platform_cannot_update_a_subscription_it_did_not_create(
