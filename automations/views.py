@@ -1,12 +1,15 @@
 """The Automations pages: the list by trigger (priority by drag or up/down), the builder, an
-automation's page with its runs, all runs, one run with its steps (SPEC R-AUTO-5 … R-AUTO-8).
+automation's page with its latest runs, all runs (filtered, a page at a time), one run with its
+steps (SPEC R-AUTO-5 … R-AUTO-8).
 
 Everyone in the account may look; owners and finance change things (`can_manage_billing`).
 """
 
+from functools import partial
+
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.db.models import Count, Q
+from django.db.models import Count, F, Q
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views import View
@@ -19,11 +22,13 @@ from automations.choices import (
     RunStatus,
     Trigger,
 )
+from automations.forms import RunFilterForm
 from automations.models import Automation, AutomationRun
 from billing.models import Price, Product
-from billing.views.base import MemberRequiredMixin, get_scoped_or_404
+from billing.views.base import ListView, MemberRequiredMixin, get_scoped_or_404
 
-RUNS_SHOWN = 200
+# An automation's page shows its latest runs; the runs list, filtered by it, has them all.
+RECENT_RUNS = 10
 
 
 class ManageMixin(MemberRequiredMixin):
@@ -312,41 +317,47 @@ def _int(text):
 
 
 class AutomationDetailView(MemberRequiredMixin, View):
-    """One automation: what it does, and its runs."""
+    """One automation: what it does, its latest runs and a link to all of them."""
 
     def get(self, request, pk):
         automation = get_scoped_or_404(request, Automation, pk=pk)
-        runs = list(
-            automation.runs.select_related("automation").prefetch_related("steps")[:RUNS_SHOWN]
-        )
+        recent = automation.runs.select_related("automation", "customer").prefetch_related("steps")
+        runs = list(recent[:RECENT_RUNS])
         context = {
             "automation": automation,
             "summary": summaries.describe(automation),
             "filters": summaries.filters(automation),
             "steps": summaries.actions(automation),
             "runs": runs,
-            "running": sum(1 for run in runs if run.is_running),
+            # Counted over all its runs, not only the few shown.
+            "running": automation.runs.filter(status=RunStatus.RUNNING).count(),
             "can_manage": request.membership.can_manage_billing,
             "disable_choices": DisableRuns.choices,
         }
         return render(request, "automations/detail.html", context)
 
 
-class RunListView(MemberRequiredMixin, View):
-    """Every run of the account and mode, newest first, by status."""
+class RunListView(ListView):
+    """Every run of the account and mode, newest first, filtered by status, automation, customer
+    and start date, a page at a time (SPEC R-AUTO-8)."""
 
-    def get(self, request):
-        runs = AutomationRun.objects.filter(account=request.account, livemode=request.livemode)
-        status = request.GET.get("status", "")
-        if status in RunStatus.values:
-            runs = runs.filter(status=status)
-        context = {
-            "runs": list(runs.select_related("automation").prefetch_related("steps")[:RUNS_SHOWN]),
-            "status": status,
-            "statuses": RunStatus.choices,
-            "shown": RUNS_SHOWN,
-        }
-        return render(request, "automations/runs.html", context)
+    model = AutomationRun
+    template_name = "automations/runs.html"
+    table_template = "automations/_runs_table.html"
+    title = "Runs"
+
+    @property
+    def filter_form_class(self):
+        # The automation filter offers (and accepts) only this account's automations in this mode.
+        return partial(RunFilterForm, automations=self.scope(Automation))
+
+    def get_queryset(self):
+        # Runs have no `created`: keyset pages (and the date filters) go by when they started,
+        # which is the runs' own order (and the (account, livemode, started_at) index).
+        return super().get_queryset().annotate(created=F("started_at"))
+
+    def decorate(self, queryset):
+        return queryset.select_related("automation", "customer").prefetch_related("steps")
 
 
 class RunDetailView(MemberRequiredMixin, View):
