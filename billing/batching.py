@@ -27,6 +27,8 @@ from collections import defaultdict
 from django.db import connections, models, router, transaction
 from django.db.models import F
 
+from billing.prepared import Prepared
+
 try:  # A declared dependency; the fallback only keeps an environment that lacks it working.
     import orjson
 except ImportError:  # pragma: no cover
@@ -95,6 +97,14 @@ def atomic(fn):
     return wrapper
 
 
+@functools.cache
+def _locking(model: type, related: tuple) -> Prepared:
+    """`lock`'s query for one model and its `related`, compiled once (billing/prepared.py)."""
+    return Prepared(
+        lambda pk: model.objects.select_for_update().select_related(*related).filter(pk=pk)
+    )
+
+
 def lock(model: type, pk, *, related: tuple = ()):
     """The row `pk` of `model`, locked for this transaction (the batch's instance in a batch)."""
     batch = _current.get()
@@ -102,7 +112,7 @@ def lock(model: type, pk, *, related: tuple = ()):
         found = batch.objects.get((model, pk))
         if found is not None:
             return found
-    obj = model.objects.select_for_update().select_related(*related).get(pk=pk)
+    obj = _locking(model, tuple(related)).get(pk)
     if batch is not None:
         batch.register(obj)
     return obj
@@ -166,6 +176,14 @@ def writes_deferred(fn):
     return wrapper
 
 
+@functools.cache
+def _counter(model: type, field: str) -> Prepared:
+    """`next_in_sequence`'s locking read of one counter, compiled once."""
+    return Prepared(
+        lambda pk: model.objects.select_for_update().values_list(field, flat=True).filter(pk=pk)
+    )
+
+
 def next_in_sequence(model: type, pk, field: str) -> int:
     """Add one to the counter `field` of row `pk` and return the new value.
 
@@ -179,7 +197,7 @@ def next_in_sequence(model: type, pk, field: str) -> int:
     key = (model, pk, field)
     counter = batch.counters.get(key)
     if counter is None:
-        value = model.objects.select_for_update().values_list(field, flat=True).get(pk=pk)
+        value = _counter(model, field).get(pk)
         counter = batch.counters[key] = [value]
     counter[0] += 1
     return counter[0]

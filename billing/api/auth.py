@@ -15,6 +15,7 @@ from billing.api.errors import ApiError
 from billing.choices import AccountType
 from billing.models import Account, ApiKey
 from billing.models.accounts import hash_api_key
+from billing.prepared import Prepared
 
 # Stripe's keys are ~110 characters; anything far longer is not a key and is not hashed.
 MAX_KEY_LENGTH = 256
@@ -22,6 +23,11 @@ MAX_KEY_LENGTH = 256
 LAST_USED_PRECISION = timedelta(minutes=1)
 # Stripe's own default (live mode); settings.RELANCE_API_RATE_LIMIT overrides it.
 DEFAULT_RATE_LIMIT = 100
+
+# Every request asks it, with the same shape: compiled once (billing/prepared.py).
+_KEY_BY_HASH = Prepared(
+    lambda key_hash: ApiKey.objects.select_related("account").filter(key_hash=key_hash)
+)
 
 
 @dataclass
@@ -91,7 +97,7 @@ def authenticate(request, *, request_id: str) -> ApiContext:
         raise _no_key()
     key = None
     if len(raw) <= MAX_KEY_LENGTH:
-        key = ApiKey.objects.select_related("account").filter(key_hash=hash_api_key(raw)).first()
+        key = _KEY_BY_HASH.first(hash_api_key(raw))
     if key is None:
         raise ApiError(f"Invalid API Key provided: {_redacted(raw)}", status=401)
     if not key.is_active:

@@ -7,6 +7,7 @@ call and return the model object (or an already rendered dict: lists, deletion s
 """
 
 import contextlib
+import functools
 import logging
 
 from django.core.exceptions import RequestDataTooBig, ValidationError
@@ -23,6 +24,7 @@ from billing.api.errors import ApiError, from_validation_error, internal, invali
 from billing.api.expand import expand
 from billing.api.params import Schema, decode, parse_pairs
 from billing.models.base import in_mode
+from billing.prepared import Prepared
 from billing.serializers import serialize
 from billing.services import CardError
 from billing.validators import validate_metadata
@@ -37,11 +39,45 @@ def scoped(ctx, model):
     return model.objects.filter(account=ctx.account).filter(in_mode(ctx.livemode))
 
 
-def get_or_404(ctx, model, object_id: str, label: str, *, param: str = "id", queryset=None):
-    """The object with that id in the caller's scope, or Stripe's "No such …" error."""
-    queryset = queryset if queryset is not None else scoped(ctx, model)
-    # An id with NUL names nothing (and PostgreSQL refuses to even compare it).
-    obj = queryset.filter(pk=object_id).first() if "\x00" not in object_id else None
+@functools.cache
+def scoped_lookup(model, related: tuple = (), **conditions) -> Prepared:
+    """The object with an id in an account and mode — `scoped(ctx, model)` narrowed by
+    `conditions`, with `related` selected — as a query compiled once (billing/prepared.py):
+    `.first(account_id, livemode, object_id)`. The lookups every request makes."""
+
+    def build(account_id, livemode, pk):
+        queryset = model.objects.filter(account=account_id).filter(in_mode(livemode))
+        if conditions:
+            queryset = queryset.filter(**conditions)
+        if related:  # (`select_related()` without names would follow every foreign key)
+            queryset = queryset.select_related(*related)
+        return queryset.filter(pk=pk)
+
+    return Prepared(build)
+
+
+def get_or_404(
+    ctx,
+    model,
+    object_id: str,
+    label: str,
+    *,
+    param: str = "id",
+    queryset=None,
+    lookup: Prepared | None = None,
+):
+    """The object with that id in the caller's scope, or Stripe's "No such …" error.
+
+    `queryset` narrows the scope; `lookup` (a `scoped_lookup`) does the same as a compiled
+    query. Without either, the scope is `scoped(ctx, model)`."""
+    if "\x00" in object_id:
+        # An id with NUL names nothing (and PostgreSQL refuses to even compare it).
+        obj = None
+    elif queryset is not None:
+        obj = queryset.filter(pk=object_id).first()
+    else:
+        lookup = lookup if lookup is not None else scoped_lookup(model)
+        obj = lookup.first(ctx.account.pk, ctx.livemode, object_id)
     if obj is None:
         raise not_found(label, object_id, param=param)
     return obj

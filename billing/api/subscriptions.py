@@ -6,8 +6,14 @@ services do not implement yet are refused naming them (`Unsupported`), never ign
 
 from billing import services
 from billing.api import lists
-from billing.api.base import ApiView, checked_metadata, deleted, get_or_404, scoped
-from billing.api.customers import live_customers
+from billing.api.base import (
+    ApiView,
+    checked_metadata,
+    deleted,
+    get_or_404,
+    scoped,
+    scoped_lookup,
+)
 from billing.api.errors import invalid, not_found
 from billing.api.params import (
     Array,
@@ -178,7 +184,9 @@ def _subscription_or_404(ctx, subscription_id: str) -> Subscription:
 
 
 def _price(ctx, price_id: str, param: str) -> Price:
-    return get_or_404(ctx, Price, price_id, "price", param=param)
+    # With its product: invoice lines are labelled with the product's name.
+    lookup = scoped_lookup(Price, ("product",))
+    return get_or_404(ctx, Price, price_id, "price", param=param, lookup=lookup)
 
 
 def _coupon(ctx, code: str, param: str) -> Coupon:
@@ -254,7 +262,10 @@ class SubscriptionsView(ApiView):
             params.pop("customer"),
             "customer",
             param="customer",
-            queryset=live_customers(ctx),
+            # `live_customers`, with the card a first invoice is charged to by default.
+            lookup=scoped_lookup(
+                Customer, ("invoice_settings_default_payment_method",), deleted_at__isnull=True
+            ),
         )
         items = []
         for index, item in enumerate(params.pop("items")):

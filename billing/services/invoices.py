@@ -30,6 +30,7 @@ from billing.models import (
     Coupon,
     Customer,
     CustomerBalanceTransaction,
+    Discount,
     Invoice,
     InvoiceItem,
     InvoiceLineItem,
@@ -39,6 +40,7 @@ from billing.models import (
     RecoverySettings,
     Subscription,
 )
+from billing.prepared import Prepared
 from billing.serializers import _related, serialize
 from billing.services import connect
 from billing.services.accounts import changed_attributes
@@ -56,13 +58,20 @@ class CardError(Exception):
         super().__init__(error.get("message", "Your card was declined."))
 
 
+_RECOVERY_SETTINGS = Prepared(
+    lambda account_id, livemode: RecoverySettings.objects.filter(
+        account_id=account_id, livemode=livemode
+    )
+)
+
+
 def recovery_settings(account, livemode: bool) -> RecoverySettings:
     """The account's (or account id's) revenue-recovery settings for a mode (defaults until
     someone saves them); read once per batch."""
     account_id = getattr(account, "pk", account)
 
     def read():
-        found = RecoverySettings.objects.filter(account_id=account_id, livemode=livemode).first()
+        found = _RECOVERY_SETTINGS.first(account_id, livemode)
         return found or RecoverySettings(account_id=account_id, livemode=livemode)
 
     return batching.cached(("recovery_settings", account_id, livemode), read)
@@ -83,6 +92,24 @@ def emit_updated(event_type: str, obj, before: dict, *, also=(), **options):
 # --- building --------------------------------------------------------------------------------
 
 
+_CUSTOMER_DISCOUNTS = Prepared(
+    lambda customer_id: Discount.objects.filter(customer=customer_id).select_related("coupon")
+)
+
+
+def _discounts_of(customer) -> list:
+    """`customer.discounts` with their coupons: the prefetched rows if any, else one query
+    compiled once (each row's `customer` is this customer, as the related manager sets it)."""
+    manager = customer.discounts
+    cache = getattr(customer, "_prefetched_objects_cache", {})
+    if manager.field.remote_field.cache_name in cache or not isinstance(customer.pk, str):
+        return list(_related(manager, "coupon"))
+    rows = _CUSTOMER_DISCOUNTS.all(customer.pk)
+    for row in rows:
+        manager.field.set_cached_value(row, customer)
+    return rows
+
+
 def _discount_in_force(subscription: Subscription | None, customer, at):
     """The subscription's discount at `at`, else the customer's (Stripe's precedence).
 
@@ -90,7 +117,7 @@ def _discount_in_force(subscription: Subscription | None, customer, at):
     scopes = []
     if subscription is not None:
         scopes.append(list(_related(subscription.discounts, "coupon")))
-    scopes.append([d for d in _related(customer.discounts, "coupon") if d.subscription_id is None])
+    scopes.append([d for d in _discounts_of(customer) if d.subscription_id is None])
     for discounts in scopes:
         for discount in sorted(discounts, key=lambda d: d.start, reverse=True):
             if discount.start <= at and (discount.end is None or discount.end > at):

@@ -552,6 +552,9 @@ def create_subscription(
     ]
     batching.insert(subscription)
     batching.insert(*sub_items)
+    # A subscription that does not exist yet has no pending invoice items (none can name it):
+    # its first invoice gathers none, without asking the database.
+    subscription.pending_invoice_items = []
     # Serializing reads the items through the cache. A new subscription has no discount but a
     # coupon's, which `_apply_coupon` writes at once: that one is read from the database.
     batching.cache_rows(subscription, "items", sub_items)

@@ -23,6 +23,7 @@ from billing.models import (
     WebhookEndpoint,
 )
 from billing.models.webhooks import WebhookEndpointStatus
+from billing.prepared import Prepared
 
 JOB_KIND = "webhook_delivery"
 # The outbox job of a new delivery waits this long for the fast path (a task started on
@@ -46,11 +47,15 @@ def endpoints_query(account_id: str, livemode: bool):
     ).order_by("created", "id")
 
 
+# Asked by every request that emits events, with the same shape: compiled once.
+_ENDPOINTS = Prepared(endpoints_query)
+
+
 def endpoints_for(account_id: str, livemode: bool) -> list[WebhookEndpoint]:
     """`endpoints_query`, read once per batch (every event of a renewal crowd asks)."""
     return batching.cached(
         ("webhook_endpoints", account_id, bool(livemode)),
-        lambda: list(endpoints_query(account_id, livemode)),
+        lambda: _ENDPOINTS.all(account_id, bool(livemode)),
     )
 
 

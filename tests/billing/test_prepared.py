@@ -1,0 +1,100 @@
+"""Prepared queries (billing/prepared.py) answer what the querysets they stand for answer."""
+
+import pytest
+from django.db import connection, transaction
+from django.db.transaction import TransactionManagementError
+from django.test.utils import CaptureQueriesContext
+
+from billing.api.base import scoped_lookup
+from billing.models import Account, Customer, Discount, Price
+from billing.models.base import in_mode
+from billing.prepared import Prepared
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+
+def _same(a, b):
+    assert type(a) is type(b)
+    assert a.__dict__.keys() - {"_state"} == b.__dict__.keys() - {"_state"}
+    for name, value in a.__dict__.items():
+        if name != "_state":
+            assert value == b.__dict__[name], name
+    assert (a._state.db, a._state.adding) == (b._state.db, b._state.adding)
+
+
+def test_first_matches_the_queryset_with_select_related_objects():
+    account = factories.make_account()
+    price = factories.make_price(account, unit_amount=1500)
+    lookup = scoped_lookup(Price, ("product",))
+    expected = (
+        Price.objects.filter(account=account)
+        .filter(in_mode(False))
+        .select_related("product")
+        .filter(pk=price.pk)
+        .first()
+    )
+    for _ in range(2):  # compiled, then bound
+        found = lookup.first(account.pk, False, price.pk)
+        _same(found, expected)
+        _same(found.product, expected.product)
+    assert lookup.first(account.pk, True, price.pk) is None  # the other mode
+    assert lookup.first(account.pk, False, "price_missing") is None
+
+
+def test_a_nullable_related_object_may_be_missing():
+    account = factories.make_account()
+    customer = factories.make_customer(account)
+    lookup = scoped_lookup(Customer, ("invoice_settings_default_payment_method",))
+    found = lookup.first(account.pk, False, customer.pk)
+    assert found == customer
+    with CaptureQueriesContext(connection) as queries:
+        assert found.invoice_settings_default_payment_method is None
+    assert not queries.captured_queries
+
+
+def test_all_get_and_flat_values():
+    account = factories.make_account()
+    customer = factories.make_customer(account)
+    factories.make_discount(customer)
+    factories.make_discount(customer, coupon=factories.make_coupon(account, code="OTHER"))
+    discounts = Prepared(lambda customer_id: Discount.objects.filter(customer=customer_id))
+    assert {d.pk for d in discounts.all(customer.pk)} == set(
+        Discount.objects.filter(customer=customer).values_list("pk", flat=True)
+    )
+    with pytest.raises(Discount.MultipleObjectsReturned, match="it returned 2!"):
+        discounts.get(customer.pk)
+    with pytest.raises(Discount.DoesNotExist):
+        discounts.get("cus_missing")
+    names = Prepared(lambda pk: Account.objects.values_list("name", flat=True).filter(pk=pk))
+    assert names.get(account.pk) == account.name
+
+
+def test_text_arguments_it_cannot_bind_run_the_plain_queryset():
+    account = factories.make_account()
+    factories.make_customer(account, email="Jenny@Example.com")
+    by_email = Prepared(lambda email: Customer.objects.filter(email__iexact=email))
+    assert [c.email for c in by_email.all("jenny@example.com")] == ["Jenny@Example.com"]
+    assert [c.email for c in by_email.all("JENNY@EXAMPLE.COM")] == ["Jenny@Example.com"]
+    # Not a text value: the queryset as it is.
+    assert by_email.first(None) is None
+
+
+def test_a_constant_equal_to_a_parameter_is_not_taken_for_an_argument():
+    account = factories.make_account()
+    customer = factories.make_customer(account)
+    lookup = scoped_lookup(Customer)
+    assert lookup.first(account.pk, False, customer.pk) == customer
+    assert lookup.first(account.pk, True, customer.pk) is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_locking_outside_a_transaction_is_refused_as_django_refuses_it():
+    if not connection.features.has_select_for_update:
+        pytest.skip("the database does not lock rows")
+    account = factories.make_account()
+    locking = Prepared(lambda pk: Account.objects.select_for_update().filter(pk=pk))
+    with transaction.atomic():
+        assert locking.get(account.pk) == account
+    with pytest.raises(TransactionManagementError):
+        locking.get(account.pk)
