@@ -62,6 +62,17 @@ def _balance(account):
     return connect.balance(account, livemode=False)
 
 
+def _on_behalf_of(account, connected):
+    """A platform subscription on a test clock, 30.00 a month, on behalf of `connected`."""
+    clock = create_test_clock(account, frozen_time=START)
+    customer = _customer(account, clock)
+    price = factories.make_price(account, unit_amount=3000)
+    subscription = subs.create_subscription(
+        customer, items=[{"price": price}], on_behalf_of=connected.id
+    )
+    return clock, subscription
+
+
 def _cycle_invoice(subscription):
     return (
         Invoice.objects.filter(
@@ -330,12 +341,7 @@ def test_destination_invoices_continue_without_transfers_after_disconnection(acc
 def test_on_behalf_of_renewals_stay_drafts_until_the_account_reconnects(account, connected):
     """SPEC R-CON-7: an `on_behalf_of` subscription that charges automatically keeps creating
     its invoices, as drafts with auto_advance=false; reconnecting collects them."""
-    clock = create_test_clock(account, frozen_time=START)
-    customer = _customer(account, clock)
-    price = factories.make_price(account, unit_amount=3000)
-    subscription = subs.create_subscription(
-        customer, items=[{"price": price}], on_behalf_of=connected.id
-    )
+    clock, subscription = _on_behalf_of(account, connected)
     connect.disconnect_account(connected)
 
     _advance(clock, days=32)
@@ -472,12 +478,7 @@ def test_trial_end_now_on_a_connected_account_starts_the_paid_period(account, co
 def test_a_held_draft_can_be_collected_without_its_on_behalf_of(account, connected):
     """SPEC R-CON-7: instead of reconnecting, the platform removes `on_behalf_of` from the held
     draft, finalizes it and retries the payment: it is charged on the platform."""
-    clock = create_test_clock(account, frozen_time=START)
-    customer = _customer(account, clock)
-    price = factories.make_price(account, unit_amount=3000)
-    subscription = subs.create_subscription(
-        customer, items=[{"price": price}], on_behalf_of=connected.id
-    )
+    clock, subscription = _on_behalf_of(account, connected)
     connect.disconnect_account(connected)
     _advance(clock, days=32)
     held = _cycle_invoice(subscription)
@@ -496,12 +497,7 @@ def test_a_held_draft_can_be_collected_without_its_on_behalf_of(account, connect
 def test_a_draft_due_after_its_account_disconnected_is_held_not_finalized(account, connected):
     """SPEC R-CON-7: a renewal draft created while connected, whose finalization falls after the
     disconnection, is held as the next ones are; finalizing it by hand is refused."""
-    clock = create_test_clock(account, frozen_time=START)
-    customer = _customer(account, clock)
-    price = factories.make_price(account, unit_amount=3000)
-    subscription = subs.create_subscription(
-        customer, items=[{"price": price}], on_behalf_of=connected.id
-    )
+    clock, subscription = _on_behalf_of(account, connected)
     _advance(clock, days=31, minutes=30)
     draft = _cycle_invoice(subscription)
     assert draft.status == InvoiceStatus.DRAFT and draft.auto_advance
@@ -568,12 +564,7 @@ def test_a_fee_never_exceeds_the_invoice_total(account, connected):
 def test_reconnecting_does_not_charge_the_held_draft_of_a_canceled_subscription(account, connected):
     """SPEC R-CON-7, R-SUB-6: a held renewal whose subscription was canceled meanwhile stays an
     uncollected draft when the account reconnects."""
-    clock = create_test_clock(account, frozen_time=START)
-    customer = _customer(account, clock)
-    price = factories.make_price(account, unit_amount=3000)
-    subscription = subs.create_subscription(
-        customer, items=[{"price": price}], on_behalf_of=connected.id
-    )
+    clock, subscription = _on_behalf_of(account, connected)
     connect.disconnect_account(connected)
     _advance(clock, days=32)
     held = _cycle_invoice(subscription)
