@@ -88,6 +88,19 @@ def error_messages(error: ValidationError) -> list[str]:
     return lines
 
 
+def errors_onto(form, error: ValidationError) -> None:
+    """A service's field errors next to the form fields they name; the rest above the form."""
+    if not hasattr(error, "error_dict"):
+        form.add_error(None, error)
+        return
+    for field, errors in error.error_dict.items():
+        if field in form.fields:
+            form.add_error(field, errors)
+        else:
+            for message in error_messages(ValidationError({field: errors})):
+                form.add_error(None, message)
+
+
 def local(moment) -> str:
     """A datetime as the dashboard writes it, in the account's time zone."""
     if moment is None:

@@ -49,7 +49,7 @@ from billing.models import (
 from billing.models.base import in_mode
 from billing.money import format_amount
 from billing.services import connect as connect_services
-from billing.views.actions import error_messages
+from billing.views.actions import error_messages, errors_onto
 from billing.views.base import ListView, MemberRequiredMixin
 
 # How many rows of each related list a connected account's page shows (newest first).
@@ -110,19 +110,6 @@ class ConnectedAccountForm(forms.Form):
 
     def clean_country(self):
         return self.cleaned_data["country"].upper()
-
-
-def _errors_onto(form, error: ValidationError) -> None:
-    """A service's field errors next to the fields they name; the rest above the form."""
-    if not hasattr(error, "error_dict"):
-        form.add_error(None, error)
-        return
-    for field, errors in error.error_dict.items():
-        if field in form.fields:
-            form.add_error(field, errors)
-        else:
-            for message in error_messages(ValidationError({field: errors})):
-                form.add_error(None, message)
 
 
 # --- figures ---------------------------------------------------------------------------------
@@ -311,7 +298,7 @@ class ConnectedAccountListView(PlatformMixin, ListView):
                     **form.cleaned_data,
                 )
             except ValidationError as error:
-                _errors_onto(form, error)
+                errors_onto(form, error)
             else:
                 messages.success(
                     request,

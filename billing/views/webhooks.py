@@ -38,7 +38,7 @@ from billing.middleware import is_acting
 from billing.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from billing.pagination import InvalidCursor, keyset_page
 from billing.services import webhooks as webhook_services
-from billing.views.actions import error_messages, local
+from billing.views.actions import error_messages, errors_onto, local
 from billing.views.base import (
     DetailView,
     ListView,
@@ -64,19 +64,6 @@ def _forbid_acting(request) -> None:
     same refusal as `MemberRequiredMixin.platform_may_act = False`)."""
     if is_acting(request.membership):
         raise PermissionDenied("Only the connected account's own team may do this.")
-
-
-def _errors_onto(form, error: ValidationError) -> None:
-    """A service's field errors next to the form fields they name; the rest above the form."""
-    if not hasattr(error, "error_dict"):
-        form.add_error(None, error)
-        return
-    for field, errors in error.error_dict.items():
-        if field in form.fields:
-            form.add_error(field, errors)
-        else:
-            for message in error_messages(ValidationError({field: errors})):
-                form.add_error(None, message)
 
 
 def success_rates(endpoint_ids, *, since) -> dict[str, dict]:
@@ -150,7 +137,7 @@ class WebhookListView(ListView):
                     request.account, livemode=request.livemode, **form.service_fields()
                 )
             except ValidationError as error:
-                _errors_onto(form, error)
+                errors_onto(form, error)
             else:
                 messages.success(
                     request,
@@ -250,7 +237,7 @@ class WebhookEditView(MemberRequiredMixin, View):
             try:
                 webhook_services.update_webhook_endpoint(endpoint, **form.service_fields())
             except ValidationError as error:
-                _errors_onto(form, error)
+                errors_onto(form, error)
             else:
                 messages.success(request, "Endpoint saved.")
                 return redirect("dashboard:webhook_detail", endpoint.pk)
