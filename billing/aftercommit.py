@@ -4,11 +4,15 @@ transaction's ids, not one per id.
 A renewal crowd emits thousands of events in one transaction; a queue row per event (the ORM
 broker inserts one per `async_task`) cost more than the renewal itself. Ids added inside a
 savepoint that rolls back stay in the list: tasks must skip ids whose rows do not exist.
+
+`enqueue_with_transaction` writes the task with the transaction instead, where the queue is a
+table of the same database (django-q2's ORM broker, the default).
 """
 
 import threading
 
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.utils import timezone
 
 _local = threading.local()
 
@@ -57,3 +61,61 @@ def enqueue(task: str, ids: list, *, chunk: int = 100) -> None:
         collected = pending[task] = _Collected(task, chunk)
         transaction.on_commit(collected)
     collected.ids.extend(ids)
+
+
+class _QueueRows:
+    """django-q2's ORM broker for `async_task`, writing its queue row with the statements of
+    the current flush (`batching.execute`: now, or in PostgreSQL's pipeline)."""
+
+    def __init__(self, list_key: str):
+        self.list_key = list_key
+
+    def enqueue(self, package: str) -> None:
+        from django_q.conf import Conf
+        from django_q.models import OrmQ
+
+        from billing import batching
+
+        db = connections[Conf.ORM]
+        quote = db.ops.quote_name
+        batching.execute(
+            db,
+            f"INSERT INTO {quote(OrmQ._meta.db_table)} "
+            f"({quote('key')}, {quote('payload')}, {quote('lock')}) VALUES (%s, %s, %s)",
+            [self.list_key, package, timezone.now()],
+        )
+
+
+def _queue_is_this_database() -> bool:
+    """True when django-q2's queue is a table of the database this transaction writes to, and
+    tasks are queued, not run inline (tests)."""
+    from django_q.conf import Conf
+
+    return (
+        bool(Conf.ORM)
+        and Conf.ORM == DEFAULT_DB_ALIAS
+        and not Conf.SYNC
+        and not Conf.BROKER_CLASS
+        and connection.in_atomic_block
+    )
+
+
+def enqueue_with_transaction(task: str, ids: list, *, chunk: int = 100) -> None:
+    """Queue `task(ids_chunk)` in the current transaction when the queue is a table of the
+    same database: the queue rows commit with the rows they name, or not at all. A worker
+    cannot see them before the commit, so the task still runs after it, and unlike a row
+    written after commit, none is lost if the process dies between the two. It also saves
+    the second transaction (and its commit) that queueing after commit costs. Otherwise
+    (Redis, tasks run inline), as `enqueue`.
+    """
+    if not ids:
+        return
+    if not _queue_is_this_database():
+        enqueue(task, ids, chunk=chunk)
+        return
+    from django_q.conf import Conf
+    from django_q.tasks import async_task
+
+    broker = _QueueRows(Conf.CLUSTER_NAME)
+    for start in range(0, len(ids), chunk):
+        async_task(task, ids[start : start + chunk], broker=broker)

@@ -196,13 +196,14 @@ def emit(type: str, obj, **options) -> Event:
 
 
 def save_many(built: list[Event]) -> None:
-    """Save events `emit` collected in a batch, in order, and dispatch them after commit."""
+    """Save events `emit` collected in a batch, in order, and dispatch them after commit (their
+    task is queued with the batch's own writes, `aftercommit.enqueue_with_transaction`)."""
     batching.bulk_insert(Event, built)
     webhook_routing.write(built)
-    _dispatch_after_commit(built)
+    _dispatch_after_commit(built, with_transaction=True)
 
 
-def _dispatch_after_commit(saved: list[Event]) -> None:
+def _dispatch_after_commit(saved: list[Event], *, with_transaction: bool = False) -> None:
     # Imported here because the subscriber registry imports EVENT_TYPES from this module.
     from billing.subscribers import handlers_for
 
@@ -211,7 +212,8 @@ def _dispatch_after_commit(saved: list[Event]) -> None:
     # One task takes a chunk of the transaction's events, in order: a renewal crowd of
     # thousands of events would otherwise write a queue row per event.
     ids = [event.id for event in saved if handlers_for(event.type)]
-    aftercommit.enqueue("billing.tasks.dispatch_events", ids, chunk=DISPATCH_CHUNK)
+    queue = aftercommit.enqueue_with_transaction if with_transaction else aftercommit.enqueue
+    queue("billing.tasks.dispatch_events", ids, chunk=DISPATCH_CHUNK)
 
 
 def record_history(built: list[Event]) -> int:

@@ -27,7 +27,7 @@ import traceback
 from collections.abc import Callable
 from datetime import timedelta
 
-from django.db import transaction
+from django.db import connections, router, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -146,6 +146,10 @@ def apply_deferred(canceled: dict, new_jobs: list) -> None:
     now = timezone.now()
     for kind, targets in canceled.items():
         targets = list(targets)
+        if batching.pipeline() is not None:
+            # PostgreSQL: one statement, sent with the rest of the flush.
+            _cancel_pending(kind, targets, now)
+            continue
         for start in range(0, len(targets), 1000):
             jobs = DueJob.objects.filter(
                 target_id__in=targets[start : start + 1000], status=JobStatus.PENDING
@@ -155,6 +159,21 @@ def apply_deferred(canceled: dict, new_jobs: list) -> None:
             jobs.update(status=JobStatus.CANCELED, finished_at=now)
     # COPY on PostgreSQL; the new jobs' ids are not read back (nothing in a batch reads them).
     batching.bulk_insert(DueJob, new_jobs)
+
+
+def _cancel_pending(kind: str | None, targets: list[str], now) -> None:
+    """PostgreSQL: cancel the pending jobs (of `kind`, or all) of these targets."""
+    connection = connections[router.db_for_write(DueJob)]
+    table = connection.ops.quote_name(DueJob._meta.db_table)
+    sql = (
+        f"UPDATE {table} SET status = %s, finished_at = %s "
+        f"WHERE target_id = ANY(%s::varchar[]) AND status = %s"
+    )
+    params = [JobStatus.CANCELED.value, now, targets, JobStatus.PENDING.value]
+    if kind is not None:
+        sql += " AND kind = %s"
+        params.append(kind)
+    batching.execute(connection, sql, params)
 
 
 def pending(obj):

@@ -119,12 +119,13 @@ def write(saved: list[Event]) -> list[WebhookDelivery]:
             )
     if not deliveries:
         return deliveries
-    if len(deliveries) == 1:
+    if len(deliveries) == 1 and batching.pipeline() is None:
         deliveries[0].save(force_insert=True)
         jobs[0].save(force_insert=True)
     else:
+        # In a flush on PostgreSQL, both go out with the rest of its statements.
         batching.bulk_insert(WebhookDelivery, deliveries)
-        DueJob.objects.bulk_create(jobs, batch_size=1000)
+        batching.bulk_insert(DueJob, jobs)
     send_after_commit([delivery.pk for delivery in deliveries])
     return deliveries
 

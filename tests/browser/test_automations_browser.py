@@ -71,11 +71,12 @@ def test_build_from_an_example_drag_it_first_and_disable_it_canceling_runs(
         page.mouse.move(start["x"] + start["width"] / 2, y)
         page.wait_for_timeout(60)
     page.wait_for_timeout(200)
-    page.mouse.up()
+    # Wait for the order's POST itself: under load it may start after the network looked idle.
+    with page.expect_response(lambda response: "/automations/reorder/" in response.url):
+        page.mouse.up()
     expect(page.locator("#group-customer_created li.automation-item").first).to_contain_text(
         "Credit for new beta users"
     )
-    page.wait_for_load_state("networkidle")
     page.reload()
     assert _order(page) == ["Credit for new beta users", "Welcome memo"]
     built.refresh_from_db()

@@ -84,6 +84,9 @@ class Run:
     elapsed: float = 0.0
     # CPU seconds the server's processes used during the phase (None where /proc is missing).
     server_cpu: float | None = None
+    # CPU seconds PostgreSQL's processes on this machine used during the phase (None: SQLite,
+    # which runs inside the server's processes, or no /proc).
+    database_cpu: float | None = None
 
     @property
     def cpu_per_request(self) -> str:
@@ -91,6 +94,12 @@ class Run:
         if self.server_cpu is None or not self.count:
             return "n/a"
         return f"{self.server_cpu / self.count * 1000:.1f}"
+
+    @property
+    def database_cpu_per_request(self) -> str:
+        if self.database_cpu is None or not self.count:
+            return "n/a"
+        return f"{self.database_cpu / self.count * 1000:.1f}"
 
     @property
     def count(self) -> int:
@@ -222,6 +231,27 @@ def _cpu_seconds(pid) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def database_cpu_seconds() -> float | None:
+    """CPU time so far of the PostgreSQL processes on this machine (its backends do the
+    database's share of every request), or None for SQLite or without /proc."""
+    if connection.vendor != "postgresql":
+        return None
+    total = 0.0
+    try:
+        entries = [entry for entry in os.listdir("/proc") if entry.isdigit()]
+    except OSError:
+        return None
+    for entry in entries:
+        try:
+            with open(f"/proc/{entry}/comm") as comm:
+                if comm.read().strip() != "postgres":
+                    continue
+            total += _cpu_seconds(entry)
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+    return total
+
+
 def fire(client: httpx.Client, name: str, requests: list, concurrency: int, server=None) -> Run:
     """Send every `(method, path, data)` of `requests` from `concurrency` threads sharing
     `client`; each thread takes the next request as soon as its previous one is answered."""
@@ -249,6 +279,7 @@ def fire(client: httpx.Client, name: str, requests: list, concurrency: int, serv
                     run.errors.append(f"{status}: {text[:300]}")
 
     cpu_before = server.cpu_seconds() if server else None
+    database_before = database_cpu_seconds() if server else None
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         for future in [pool.submit(worker) for _ in range(concurrency)]:
@@ -257,6 +288,9 @@ def fire(client: httpx.Client, name: str, requests: list, concurrency: int, serv
     cpu_after = server.cpu_seconds() if server else None
     if cpu_before is not None and cpu_after is not None:
         run.server_cpu = cpu_after - cpu_before
+    database_after = database_cpu_seconds() if server else None
+    if database_before is not None and database_after is not None:
+        run.database_cpu = database_after - database_before
     return run
 
 
@@ -391,12 +425,13 @@ class Command(BaseCommand):
         )
         self.stdout.write(
             f"  {'':26} {'requests':>9} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
-            f"{'errors':>7} {'server CPU ms/req':>18}"
+            f"{'errors':>7} {'server CPU ms/req':>18} {'database CPU ms/req':>20}"
         )
         for run in (creates, baseline):
             self.stdout.write(
                 f"  {run.name:26} {run.count:9,} {run.rate:8.1f} {run.percentile(50):8.1f} "
-                f"{run.percentile(99):8.1f} {len(run.errors):7,} {run.cpu_per_request:>18}"
+                f"{run.percentile(99):8.1f} {len(run.errors):7,} {run.cpu_per_request:>18} "
+                f"{run.database_cpu_per_request:>20}"
             )
         ratio = baseline.rate / creates.rate if creates.rate else float("inf")
         self.stdout.write(f"  baseline / create-subscription throughput: {ratio:.1f}x")
