@@ -86,7 +86,7 @@ def test_a_large_insert_runs_after_the_statements_queued_before_it(account):
     timeline.schedule("renewal", subscription, at=START)
     many = [
         DueJob(account=account, kind="renewal", target_id=f"sub_other{n}", due_at=START)
-        for n in range(batching.PIPELINE_ROWS + 1)
+        for n in range(batching.PIPELINE_VALUES)  # more values than a statement takes
     ]
     # The new pending renewal of the same subscription is only allowed once the old one is
     # canceled (one pending job per kind and target): the COPY must come after the UPDATE.
