@@ -1,0 +1,56 @@
+"""The PostgreSQL schema the migrations leave: no pattern indexes on keys, LZ4 event payloads."""
+
+import pytest
+from django.apps import apps
+from django.db import connection
+
+from billing import events
+from tests import factories
+
+pytestmark = pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's schema")
+
+
+def _indexes(table: str) -> dict[str, str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s", [table])
+        return dict(cursor.fetchall())
+
+
+@pytest.mark.django_db
+def test_keys_and_foreign_keys_have_no_pattern_index():
+    for label in ("billing", "automations", "notifications"):
+        for model in apps.get_app_config(label).get_models():
+            definitions = _indexes(model._meta.db_table).values()
+            for field in model._meta.local_concrete_fields:
+                if field.primary_key or field.is_relation:
+                    pattern = f"({field.column} varchar_pattern_ops)"
+                    assert not [d for d in definitions if pattern in d], (model, field.name)
+    invoice = _indexes("billing_invoice")
+    assert not [name for name in invoice if name.endswith("_like")]
+    # A plain index on each foreign key is still there (deletes and joins use them).
+    assert any("(customer_id)" in definition for definition in invoice.values())
+
+
+@pytest.mark.django_db
+def test_a_text_column_searched_by_prefix_keeps_its_pattern_index():
+    # Reminder emails count the ones sent for an invoice with `dedup_key LIKE 'prefix%'`.
+    definitions = _indexes("notifications_emaillog").values()
+    assert any("(dedup_key varchar_pattern_ops)" in definition for definition in definitions)
+
+
+@pytest.mark.django_db
+def test_event_payloads_are_stored_with_lz4_where_the_server_has_it(account):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'"
+        )
+        (available,) = cursor.fetchone()
+    if not available:
+        pytest.skip("this PostgreSQL was built without LZ4")
+    customer = factories.make_customer(account, metadata={f"k{n}": "x" * 40 for n in range(50)})
+    event = events.emit("customer.updated", customer, previous_attributes={"name": None})
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_column_compression(data) FROM billing_event WHERE id = %s", [event.pk]
+        )
+        assert cursor.fetchone() == ("lz4",)
