@@ -70,7 +70,7 @@ class _QueueRows:
     def __init__(self, list_key: str):
         self.list_key = list_key
 
-    def enqueue(self, package: str) -> None:
+    def enqueue(self, package: str) -> str:
         from django_q.conf import Conf
         from django_q.models import OrmQ
 
@@ -82,8 +82,15 @@ class _QueueRows:
             db,
             f"INSERT INTO {quote(OrmQ._meta.db_table)} "
             f"({quote('key')}, {quote('payload')}, {quote('lock')}) VALUES (%s, %s, %s)",
-            [self.list_key, package, timezone.now()],
+            [
+                self.list_key,
+                package,
+                # As the ORM would store it (SQLite keeps its own text form of times).
+                OrmQ._meta.get_field("lock").get_db_prep_save(timezone.now(), db),
+            ],
         )
+        # What django-q2 logs as the queue row's id (not known before the flush is sent).
+        return "with the transaction"
 
 
 def _queue_is_this_database() -> bool:

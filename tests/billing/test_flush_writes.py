@@ -163,3 +163,52 @@ def test_inline_tasks_still_wait_for_the_commit(account, django_capture_on_commi
     with django_capture_on_commit_callbacks() as callbacks:
         _subscribe(account)
     assert any(isinstance(callback, aftercommit._Collected) for callback in callbacks)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_takes_the_queued_task_once_the_transaction_commits(queued):
+    from django_q.brokers import get_broker
+
+    from billing.tasks import dispatch_events
+
+    account = factories.make_account("Committed")
+    broker = get_broker()
+    with transaction.atomic():
+        subscription = _subscribe(account)
+        # Another connection (a worker) sees nothing before the commit.
+        assert not _other_connection_sees_queue_rows()
+    taken = broker.dequeue()
+    tasks = [SignedPackage.loads(payload) for _id, payload in taken]
+    created = Event.objects.get(type="customer.subscription.created", object_id=subscription.pk)
+    # The flush's task (the card's events, written before it, have their own after commit).
+    (ids,) = next(
+        task["args"]
+        for task in tasks
+        if task["func"] == "billing.tasks.dispatch_events" and created.pk in task["args"][0]
+    )
+    stored = Event.objects.filter(customer_id=subscription.customer_id).values_list("id", flat=True)
+    assert set(ids) <= set(stored)
+    # What the worker then runs: every event handed to its subscribers.
+    assert dispatch_events(ids) == len(ids)
+    for package_id, _payload in taken:
+        broker.acknowledge(package_id)
+
+
+def _other_connection_sees_queue_rows() -> bool:
+    """Whether a second database connection (as a worker's) sees any queue row now."""
+    import threading
+
+    from django.db import connections as thread_connections
+
+    seen = []
+
+    def look():
+        try:
+            seen.append(OrmQ.objects.exists())
+        finally:
+            thread_connections.close_all()
+
+    worker = threading.Thread(target=look)
+    worker.start()
+    worker.join()
+    return seen[0]
