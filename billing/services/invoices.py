@@ -801,15 +801,19 @@ def attempt_payment(
     from billing.gateway import get_gateway
 
     invoice = batching.lock(Invoice, invoice.pk, related=("customer",))
-    if invoice.status != InvoiceStatus.OPEN:
+    # Written off, but money the customer or the merchant offers still settles it (as in
+    # Stripe): on request only, never by the retry schedule, which stopped.
+    written_off = invoice.status == InvoiceStatus.UNCOLLECTIBLE and not off_session
+    if invoice.status != InvoiceStatus.OPEN and not written_off:
         raise ValidationError({"invoice": f"This invoice is {invoice.status}: it cannot be paid."})
     _check_payment_method(payment_method, invoice.customer_id)
     now = now_for(invoice)
     before = serialize(invoice)
     method = payment_method or _payment_method_for(invoice)
     intent = _payment_intent_for(invoice, now, request_id)
-    # Outside the retry schedule: an attempt on request after the first one (see above).
-    on_request = not off_session and invoice.attempt_count > 0
+    # Outside the retry schedule: an attempt on request after the first one (see above), or
+    # on a written-off invoice, which counts as settled for its subscription already.
+    on_request = not off_session and (invoice.attempt_count > 0 or written_off)
     invoice.attempted = True
     if not on_request:
         invoice.attempt_count += 1
@@ -856,7 +860,8 @@ def attempt_payment(
             also=["invoice.payment_action_required"],
             request_id=request_id,
         )
-        _subscription_payment_problem(invoice, now=now, request_id=request_id)
+        if not written_off:
+            _subscription_payment_problem(invoice, now=now, request_id=request_id)
         return invoice
 
     intent.status = PaymentIntentStatus.REQUIRES_PAYMENT_METHOD
@@ -966,7 +971,8 @@ def _after_last_retry(invoice: Invoice, *, now, request_id) -> None:
 
 
 def pay_invoice(invoice: Invoice, *, payment_method=None, request_id=None) -> Invoice:
-    """Pay an open invoice now (dashboard "retry now", API `/pay`); a decline raises CardError.
+    """Pay an open or uncollectible invoice now (dashboard "retry now", API `/pay`); a decline
+    raises CardError.
 
     The attempt commits before the error is raised: a declined attempt is recorded (attempt
     count, `invoice.payment_failed`), as Stripe records a failed `/pay`. A caller inside its

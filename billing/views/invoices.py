@@ -118,7 +118,8 @@ INVOICE_ACTIONS = actions_by_slug(
         ),
         confirm="Charge now",
         run=_pay,
-        available=_is_open,
+        # A written-off invoice can still be collected (its subscription stays as it is).
+        available=lambda i: i.status in (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE),
     ),
     Action(
         slug="mark-uncollectible",

@@ -126,6 +126,19 @@ def test_void_and_mark_uncollectible_close_open_invoices(sdk, customer):
         sdk.v1.invoices.void_invoice(second.id)
 
 
+def test_an_uncollectible_invoice_can_still_be_paid(sdk, customer):
+    """SPEC R-INV-8: as in Stripe, /pay settles an invoice that was written off."""
+    invoice = draft_invoice(sdk, customer.id, collection_method="send_invoice", days_until_due=30)
+    sdk.v1.invoices.finalize_invoice(invoice.id)
+    sdk.v1.invoices.mark_uncollectible(invoice.id)
+
+    paid = sdk.v1.invoices.pay(invoice.id)
+
+    assert (paid.status, paid.amount_paid, paid.amount_remaining) == ("paid", 1500, 0)
+    assert paid.status_transitions.marked_uncollectible_at is not None
+    assert paid.status_transitions.paid_at is not None
+
+
 def test_marking_the_latest_invoice_uncollectible_makes_a_past_due_subscription_active(sdk):
     """SPEC R-SUB-3: a past-due subscription is active again once its latest invoice is
     marked uncollectible."""

@@ -213,9 +213,9 @@ def test_invoice_overdue_emails_the_team_a_memo_with_the_invoice_s_details(world
 
 def _will_be_due(invoice):
     return list(
-        Event.objects.filter(type="invoice.will_be_due", object_id=invoice.pk).values_list(
-            "created", flat=True
-        )
+        Event.objects.filter(type="invoice.will_be_due", object_id=invoice.pk)
+        .order_by("created")
+        .values_list("created", flat=True)
     )
 
 

@@ -350,6 +350,26 @@ def test_mark_uncollectible(member_client, account, clock, price, advance):
     assert sub.status == SubscriptionStatus.ACTIVE
 
 
+def test_a_written_off_invoice_can_still_be_charged(member_client, account, clock, price, advance):
+    # SPEC R-INV-8: marking uncollectible stops the attempts; the merchant may still collect.
+    sub = failing_renewal(account, clock, price, advance)
+    invoice = sub.latest_invoice
+    member_client.post(invoice_action(invoice, "mark-uncollectible"))
+    card = sub.customer.invoice_settings_default_payment_method
+    card.test_behavior = ""  # the customer's bank now accepts it
+    card.save()
+    page = text(member_client.get(reverse("dashboard:invoice_detail", args=[invoice.pk])))
+    assert "Retry payment now" in page and "Void invoice" not in page
+
+    response = member_client.post(invoice_action(invoice, "pay"), follow=True)
+
+    assert "Payment succeeded" in text(response)
+    invoice.refresh_from_db()
+    assert invoice.status == InvoiceStatus.PAID
+    sub.refresh_from_db()
+    assert sub.status == SubscriptionStatus.ACTIVE
+
+
 def test_finalize_a_draft_now(member_client, account, clock, price, advance):
     # SPEC R-INV-2, R-INV-3
     sub = subscribe(account, clock, price)

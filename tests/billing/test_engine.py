@@ -1010,3 +1010,60 @@ def test_adding_a_price_already_on_the_subscription_is_refused(account, clock, p
     with pytest.raises(ValidationError) as error:
         subs.update_subscription(sub, items=[{"price": price}])
     assert "items" in error.value.message_dict
+
+
+def _written_off(account, clock, price):
+    """A renewal that failed, whose invoice was then marked uncollectible: the subscription
+    counts it as settled and is active again (SPEC R-SUB-3)."""
+    sub = _failing_renewal(account, clock, price)
+    assert sub.status == SubscriptionStatus.PAST_DUE
+    invoice = invoicing.mark_uncollectible(sub.latest_invoice)
+    sub.refresh_from_db()
+    assert sub.status == SubscriptionStatus.ACTIVE
+    return sub, invoice
+
+
+def test_a_written_off_invoice_can_still_be_paid_on_request(account, clock, price):
+    # SPEC R-INV-8: uncollectible stops the attempts, not the money (as in Stripe, /pay on an
+    # uncollectible invoice pays it).
+    sub, invoice = _written_off(account, clock, price)
+    attempts = invoice.attempt_count
+    good = add_card(
+        sub.customer,
+        card={"number": "4242424242424242", "exp_month": 12, "exp_year": 2030, "cvc": "123"},
+    )
+
+    paid = invoicing.pay_invoice(invoice, payment_method=good)
+
+    assert (paid.status, paid.amount_paid, paid.amount_remaining) == ("paid", 3000, 0)
+    assert paid.attempt_count == attempts  # on request: outside the retry schedule
+    assert paid.payment_intent.status == PaymentIntentStatus.SUCCEEDED
+    types = _types(sub)
+    after = types[types.index("invoice.marked_uncollectible") :]
+    assert {"invoice.paid", "invoice.payment_succeeded", "payment_intent.succeeded"} <= set(after)
+    sub.refresh_from_db()
+    assert sub.status == SubscriptionStatus.ACTIVE
+
+
+def test_a_declined_payment_of_a_written_off_invoice_changes_nothing_else(account, clock, price):
+    # SPEC R-INV-8, R-SUB-3: the decline is recorded, but the invoice stays written off, no
+    # retry is scheduled and the subscription, settled by the write-off, stays active.
+    sub, invoice = _written_off(account, clock, price)
+    with pytest.raises(invoicing.CardError):
+        invoicing.pay_invoice(invoice)
+    invoice.refresh_from_db()
+    assert invoice.status == InvoiceStatus.UNCOLLECTIBLE
+    assert invoice.next_payment_attempt is None
+    assert not DueJob.objects.filter(target_id=invoice.pk, status=JobStatus.PENDING).exists()
+    assert _types(sub)[-1] == "invoice.payment_failed"
+    sub.refresh_from_db()
+    assert sub.status == SubscriptionStatus.ACTIVE
+
+
+def test_the_retry_schedule_never_charges_a_written_off_invoice(account, clock, price):
+    # SPEC R-INV-8: an attempt off session (a retry job) is refused.
+    _sub, invoice = _written_off(account, clock, price)
+    with pytest.raises(ValidationError):
+        invoicing.attempt_payment(invoice)
+    invoice.refresh_from_db()
+    assert invoice.status == InvoiceStatus.UNCOLLECTIBLE
