@@ -130,7 +130,7 @@ class Command(BaseCommand):
         try:
             clock = self._load(account, subscriptions)
             muted = (
-                mock.patch.object(events, "_dispatch_after_commit", lambda saved: None)
+                mock.patch.object(events, "_dispatch_after_commit", lambda saved, **options: None)
                 if without_subscribers
                 else contextlib.nullcontext()
             )
