@@ -1,5 +1,6 @@
 """The data model: ids, money, metadata, and the constraints the database enforces."""
 
+from collections import Counter
 from datetime import timedelta
 from decimal import Decimal
 
@@ -51,6 +52,27 @@ def test_ids_are_unique_and_sort_in_creation_order():
     made = [ids.generate("evt") for _ in range(2000)]
     assert len(set(made)) == len(made)
     assert made == sorted(made)
+
+
+def test_the_random_part_of_ids_is_uniform_over_the_alphabet(monkeypatch):
+    # Bytes 248-255 would make the first 8 characters likelier: they are dropped, and the
+    # draw goes on with the next bytes.
+    draws = iter([bytes(range(240, 256)) + bytes(range(7)), bytes(range(23))])
+    monkeypatch.setattr(ids.os, "urandom", lambda n: next(draws))
+    assert ids._random_chars(15) == ids.ALPHABET[240 % 62 :] + ids.ALPHABET[:7]
+    monkeypatch.undo()
+
+    counts = Counter("".join(ids._random_chars(15) for _ in range(14_000)))
+    assert set(counts) == set(ids.ALPHABET)
+    expected = 15 * 14_000 / 62  # ~3,387, standard deviation ~58
+    assert all(abs(count - expected) < 400 for count in counts.values()), counts
+
+
+def test_ids_encode_their_creation_time_in_base62():
+    assert ids._encode(0, 9) == "0" * 9
+    assert ids._encode(61, 3) == "00z"
+    assert ids._encode(62**9 - 1, 9) == "z" * 9
+    assert ids._encode(62 * 62 + 1, 3) == "101"
 
 
 def test_unknown_object_name_has_no_prefix():
