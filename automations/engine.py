@@ -35,6 +35,7 @@ from automations.models import (
 from billing import batching, timeline
 from billing.clocks import clock_id_for, now_for
 from billing.models import Customer
+from billing.prepared import Prepared
 
 log = logging.getLogger(__name__)
 
@@ -219,20 +220,24 @@ def claim_from_event(trigger: str, event) -> AutomationRun | None:
         return claim(trigger, obj, event_id=event.id, now=event.created)
 
 
+# Asked for every failed payment of a renewal crowd: compiled once (billing/prepared.py).
+_TAKEN_MATCH = Prepared(
+    lambda trigger, object_id: TriggerMatch.objects.select_related("run").filter(
+        trigger=trigger, object_id=object_id, taken=True
+    )
+)
+
+
 def taken(trigger: str, object_id: str) -> bool:
     """Whether an automation took this object's `trigger`: its defaults do not apply."""
-    return TriggerMatch.objects.filter(trigger=trigger, object_id=object_id, taken=True).exists()
+    return _TAKEN_MATCH.first(trigger, object_id) is not None
 
 
 def retry_schedule(invoice) -> tuple[int, ...] | None:
     """The retry schedule an automation set for this invoice (days between attempts); `()`
     when an automation took its failed payment without setting one (no default retries,
     SPEC R-AUTO-6); None when no automation took it (the account's schedule applies)."""
-    match = (
-        TriggerMatch.objects.select_related("run")
-        .filter(trigger=PAYMENT_FAILED, object_id=invoice.pk, taken=True)
-        .first()
-    )
+    match = _TAKEN_MATCH.first(PAYMENT_FAILED, invoice.pk)
     if match is None:
         return None
     if match.run is None or match.run.retry_days is None:
