@@ -53,22 +53,39 @@ def manage(*args: str, env=None) -> None:
     subprocess.run([str(PYTHON), "manage.py", *args], cwd=ROOT, check=True, env=env)
 
 
+def public_url_env(environ, host: str, port: str) -> dict:
+    """The environment for the processes `start` runs: unless RELANCE_PUBLIC_URL is set, the
+    links in customer emails lead to this very server (its port included), not to the default
+    http://localhost:8000."""
+    env = dict(environ)
+    if not env.get("RELANCE_PUBLIC_URL"):
+        # A server listening on every interface is still reached from this machine by name.
+        shown = "localhost" if host in ("0.0.0.0", "::", "") else host
+        if ":" in shown:
+            shown = f"[{shown}]"
+        env["RELANCE_PUBLIC_URL"] = f"http://{shown}:{port}"
+    return env
+
+
 def start() -> int:
     """Prepare the database and demo data, then run the web server and a django-q2 worker."""
     host = os.environ.get("HOST", "127.0.0.1")
     port = os.environ.get("PORT", "8000")
+    env = public_url_env(os.environ, host, port)
     say("Migrating the database")
-    manage("migrate", "--no-input", "-v", "0")
+    manage("migrate", "--no-input", "-v", "0", env=env)
     say("Loading the demo data")
-    manage("load_demo")
+    manage("load_demo", env=env)
     say("Scheduling recurring work")
-    manage("setup_schedules")
+    manage("setup_schedules", env=env)
 
     processes = {
         "web": subprocess.Popen(
-            [str(PYTHON), "manage.py", "runserver", f"{host}:{port}", "--noreload"], cwd=ROOT
+            [str(PYTHON), "manage.py", "runserver", f"{host}:{port}", "--noreload"],
+            cwd=ROOT,
+            env=env,
         ),
-        "worker": subprocess.Popen([str(PYTHON), "manage.py", "qcluster"], cwd=ROOT),
+        "worker": subprocess.Popen([str(PYTHON), "manage.py", "qcluster"], cwd=ROOT, env=env),
     }
     time.sleep(1)
     say(f"Relance is running: http://{host}:{port}/  (admin: http://{host}:{port}/admin/)")
