@@ -611,8 +611,8 @@ def create_subscription(
     batching.save(subscription)
     if not customer.currency:
         # Stripe fixes a customer's currency with their first subscription or invoice.
-        type(customer).objects.filter(pk=customer.pk).update(currency=currency)
         customer.currency = currency
+        batching.save(customer, update_fields=["currency"])
     events.emit("customer.subscription.created", subscription, request_id=request_id)
 
     invoice = _new_invoice(
