@@ -1,5 +1,6 @@
 """Settings come from the environment; a bad value stops start-up naming the variable."""
 
+import json
 import os
 import subprocess
 import sys
@@ -95,3 +96,35 @@ def test_production_without_secret_key_refuses_to_start():
     result = _start(DEBUG="false", SECRET_KEY="")
     assert result.returncode != 0
     assert "SECRET_KEY" in result.stderr
+
+
+def _database_settings(**overrides) -> dict:
+    """The default database's settings as a process started with these variables reads them."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("DATABASE_URL", "DATABASE_PREPARED_STATEMENTS")
+    }
+    env.update(DJANGO_SETTINGS_MODULE="config.settings", **overrides)
+    code = (
+        "import json, django; django.setup(); from django.conf import settings; "
+        "db = settings.DATABASES['default']; "
+        "print(json.dumps({'ENGINE': db['ENGINE'], 'OPTIONS': db.get('OPTIONS', {})}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_postgresql_prepares_statements_unless_told_not_to():
+    url = "postgres://postgres@127.0.0.1:5432/relance"
+    default = _database_settings(DATABASE_URL=url)
+    assert default["ENGINE"] == "config.postgresql"
+    assert default["OPTIONS"]["server_side_binding"] is True
+    assert default["OPTIONS"]["prepare_threshold"] == 5
+    # Behind a transaction-pooling proxy.
+    pooled = _database_settings(DATABASE_URL=url, DATABASE_PREPARED_STATEMENTS="false")
+    assert "server_side_binding" not in pooled["OPTIONS"]
+    assert "prepare_threshold" not in pooled["OPTIONS"]
