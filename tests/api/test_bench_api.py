@@ -25,9 +25,11 @@ def test_bench_api_measures_creates_against_the_baseline_and_cleans_up():
     text = out.getvalue()
     create_line = next(line for line in text.splitlines() if "POST /v1/subscriptions" in line)
     baseline_line = next(line for line in text.splitlines() if "GET /v1/customers" in line)
-    # method, path, requests, req/s, p50, p99, errors, server CPU
+    # method, path, requests, req/s, p50, p99, errors, server, database and client CPU
     assert create_line.split()[2] == "4" and create_line.split()[6] == "0", text
     assert baseline_line.split()[2] == "4" and baseline_line.split()[6] == "0", text
+    assert len(create_line.split()) == 10, text
+    assert float(create_line.split()[9]) > 0, text  # the client's own CPU per request
     assert "baseline / create-subscription throughput" in text
     assert "active subscriptions created: 4" in text
     assert "create_subscription service" in text
