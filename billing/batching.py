@@ -252,7 +252,11 @@ def flush(batch: Batch) -> None:
         for model, objs in batch.inserts.items():
             if objs:
                 bulk_insert(model, list(objs.values()))
-        by_model: dict[type, list] = defaultdict(list)
+        # Rounds of updates, each with one instance per row: should two instances of one row
+        # both be saved (code that saved an instance the batch did not load), each writes its
+        # own fields, in the order they were saved, instead of one statement holding both
+        # versions of the row, of which the database would keep either.
+        rounds: list[tuple[set, dict[type, list]]] = []
         for obj, fields in batch.updates.values():
             if fields is None:
                 # "Every field": those that changed since the batch loaded the row (it is
@@ -260,9 +264,16 @@ def flush(batch: Batch) -> None:
                 fields = _changed_fields(batch, obj)
                 if fields is not None and not fields:
                     continue
-            by_model[type(obj)].append((obj, fields))
-        for model, entries in by_model.items():
-            _bulk_save(model, entries)
+            row = (type(obj), obj.pk)
+            place = next((r for r in rounds if row not in r[0]), None)
+            if place is None:
+                place = (set(), defaultdict(list))
+                rounds.append(place)
+            place[0].add(row)
+            place[1][type(obj)].append((obj, fields))
+        for _rows, by_model in rounds:
+            for model, entries in by_model.items():
+                _bulk_save(model, entries)
         if batch.events:
             events.save_many(batch.events)
         timeline.apply_deferred(
@@ -354,7 +365,8 @@ def update(model: type, pk, values: dict) -> None:
     """`model.objects.filter(pk=pk).update(**values)` for plain values, or queued in the
     flush's pipeline."""
     connection = connections[router.db_for_write(model)]
-    if _pipeline.get() is None:
+    pipeline = _pipeline.get()
+    if pipeline is None or pipeline.connection.alias != connection.alias:
         model.objects.filter(pk=pk).update(**values)
         return
     quote = connection.ops.quote_name
@@ -387,6 +399,8 @@ def bulk_insert(model: type, objs: list) -> None:
     fields = _inserted_fields(model)
     readers = _readers(model, connection.alias)
     pipeline = _pipeline.get()
+    if pipeline is not None and pipeline.connection.alias != connection.alias:
+        pipeline = None  # another database's rows: written now, as outside a flush
     if pipeline is not None and len(objs) * len(fields) <= PIPELINE_VALUES:
         # Statements of at most STATEMENT_VALUES values, whose parsing psycopg caches.
         rows = max(1, STATEMENT_VALUES // len(fields))

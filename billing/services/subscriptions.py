@@ -610,9 +610,12 @@ def create_subscription(
         )
     batching.save(subscription)
     if not customer.currency:
-        # Stripe fixes a customer's currency with their first subscription or invoice.
-        customer.currency = currency
-        batching.save(customer, update_fields=["currency"])
+        # Stripe fixes a customer's currency with their first subscription or invoice. Set on
+        # the batch's own (locked) instance of the row, which finalizing reads and saves again
+        # (the balance): one instance per row, or the flush would write two versions of it.
+        locked = batching.lock(type(customer), customer.pk)
+        locked.currency = customer.currency = currency
+        batching.save(locked, update_fields=["currency"])
     events.emit("customer.subscription.created", subscription, request_id=request_id)
 
     invoice = _new_invoice(

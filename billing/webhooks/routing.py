@@ -92,7 +92,8 @@ def write(saved: list[Event]) -> list[WebhookDelivery]:
             route(event)
             endpoints = event._webhook_endpoints
             if endpoints:
-                Event.objects.filter(pk=event.pk).update(pending_webhooks=len(endpoints))
+                # In a flush, after the event's own INSERT, which may still be queued.
+                batching.update(Event, event.pk, {"pending_webhooks": len(endpoints)})
         clock_id = getattr(event, "_webhook_clock_id", None)
         for endpoint in endpoints:
             delivery = WebhookDelivery(

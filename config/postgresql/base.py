@@ -1,4 +1,5 @@
-"""Django's PostgreSQL backend, without pattern indexes on keys.
+"""Django's PostgreSQL backend, without pattern indexes on keys, batching within PostgreSQL's
+limit of bound parameters.
 
 For every indexed text column Django adds a second index with `varchar_pattern_ops`, so that
 `LIKE 'prefix%'` can use an index under any collation. Our keys and foreign keys are
@@ -9,7 +10,11 @@ insert maintains (an invoice had 27), and served no query. Other text columns ke
 """
 
 from django.db.backends.postgresql import base
+from django.db.backends.postgresql.operations import DatabaseOperations as _Operations
 from django.db.backends.postgresql.schema import DatabaseSchemaEditor as _SchemaEditor
+
+# PostgreSQL takes at most this many bound parameters in one statement.
+MAX_PARAMETERS = 65_535
 
 
 def is_key(field) -> bool:
@@ -24,5 +29,15 @@ class DatabaseSchemaEditor(_SchemaEditor):
         return super()._create_like_index_sql(model, field)
 
 
+class DatabaseOperations(_Operations):
+    def bulk_batch_size(self, fields, objs):
+        """With values bound apart from the SQL (settings: DATABASE_PREPARED_STATEMENTS), a
+        statement takes at most 65,535 of them: Django's bulk inserts and the deletes that
+        cascade (a test clock's objects, an endpoint's deliveries) go in batches that fit.
+        Django's backend sets no limit, as values written into the SQL have none."""
+        return max(1, min(len(objs), MAX_PARAMETERS // max(len(fields), 1)))
+
+
 class DatabaseWrapper(base.DatabaseWrapper):
     SchemaEditorClass = DatabaseSchemaEditor
+    ops_class = DatabaseOperations

@@ -429,3 +429,18 @@ def test_a_verb_with_deferred_writes_writes_all_or_nothing(account):
     rename("Written")
     assert Customer.objects.get(pk=customer.pk).name == "Written"
     assert batching.active() is None
+
+
+def test_two_instances_of_one_row_saved_in_a_batch_both_keep_their_fields(account):
+    # An instance the batch did not load, saved beside the batch's own instance of the same row:
+    # each writes its fields, in order, instead of one statement holding two versions of the row.
+    customer = factories.make_customer(account, currency="")
+    stray = Customer.objects.get(pk=customer.pk)
+    with batching.deferred():
+        stray.currency = "usd"
+        batching.save(stray, update_fields=["currency"])
+        locked = batching.lock(Customer, customer.pk)
+        locked.balance = -700
+        batching.save(locked)
+    saved = Customer.objects.get(pk=customer.pk)
+    assert (saved.currency, saved.balance) == ("usd", -700)

@@ -1067,3 +1067,20 @@ def test_the_retry_schedule_never_charges_a_written_off_invoice(account, clock, 
         invoicing.attempt_payment(invoice)
     invoice.refresh_from_db()
     assert invoice.status == InvoiceStatus.UNCOLLECTIBLE
+
+
+def test_a_first_subscription_keeps_the_customers_credit_and_fixes_their_currency(account, clock):
+    # SPEC R-INV-8 (balance applied at finalization): a customer with a credit and no currency
+    # yet subscribes: the credit pays part of the first invoice and the currency is set; both
+    # land on the customer row (two versions of it in one flush once lost one or the other).
+    customer = _customer(account, clock)
+    invoicing.create_invoice_item(customer, amount=-500, currency="usd")
+    invoicing.finalize_invoice(invoicing.create_manual_invoice(customer))
+    customer.refresh_from_db()
+    assert (customer.currency, customer.balance) == ("", -500)
+
+    sub = subs.create_subscription(customer, items=[{"price": factories.make_price(account)}])
+
+    customer.refresh_from_db()
+    assert (customer.currency, customer.balance) == ("usd", 0)
+    assert sub.latest_invoice.starting_balance == -500

@@ -12,7 +12,14 @@ from django_q.signing import SignedPackage
 
 from billing import aftercommit, batching, events, timeline
 from billing.choices import JobStatus
-from billing.models import Customer, DueJob, Event, Subscription
+from billing.models import (
+    Customer,
+    DueJob,
+    Event,
+    Subscription,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from billing.services import subscriptions as subs
 from billing.services.customers import add_card
 from billing.subscribers import handlers_for
@@ -212,3 +219,17 @@ def _other_connection_sees_queue_rows() -> bool:
     worker.start()
     worker.join()
     return seen[0]
+
+
+@postgresql_only
+def test_an_event_routed_at_the_flush_counts_its_endpoints_after_its_insert(account):
+    # An event built without `emit` is routed when saved: its count of pending webhooks is
+    # written after its own INSERT, still queued in the pipeline.
+    WebhookEndpoint.objects.create(
+        account=account, livemode=False, url="https://example.com/hooks", enabled_events=["*"]
+    )
+    event = events.build("customer.updated", factories.make_customer(account))
+    with batching._pipelined(connections["default"]):
+        events.save_many([event])
+    assert Event.objects.get(pk=event.pk).pending_webhooks == 1
+    assert WebhookDelivery.objects.filter(event_id=event.pk).count() == 1

@@ -1,10 +1,14 @@
-"""The PostgreSQL schema the migrations leave: no pattern indexes on keys, LZ4 event payloads."""
+"""PostgreSQL: the schema the migrations leave (no pattern indexes on keys, LZ4 event
+payloads) and the backend's batches (within the limit of bound parameters)."""
 
 import pytest
 from django.apps import apps
 from django.db import connection
+from django.utils import timezone
 
-from billing import events
+from billing import batching, events
+from billing.models import WebhookDelivery, WebhookEndpoint
+from billing.services.webhooks import delete_webhook_endpoint
 from tests import factories
 
 pytestmark = pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's schema")
@@ -54,3 +58,35 @@ def test_event_payloads_are_stored_with_lz4_where_the_server_has_it(account):
             "SELECT pg_column_compression(data) FROM billing_event WHERE id = %s", [event.pk]
         )
         assert cursor.fetchone() == ("lz4",)
+
+
+def test_batches_fit_postgresqls_limit_of_bound_parameters():
+    assert connection.ops.bulk_batch_size(["id"], range(100_000)) == 65_535
+    assert connection.ops.bulk_batch_size(["a", "b", "c"], range(10)) == 10
+
+
+@pytest.mark.django_db
+def test_deleting_an_endpoint_with_more_deliveries_than_a_statement_takes(account):
+    # Values are bound apart from the SQL: a cascade over 66,000 rows in one IN list would
+    # exceed PostgreSQL's 65,535 parameters.
+    endpoint = WebhookEndpoint.objects.create(
+        account=account, livemode=False, url="https://example.com/hooks", enabled_events=["*"]
+    )
+    now = timezone.now()
+    batching.bulk_insert(
+        WebhookDelivery,
+        [
+            WebhookDelivery(
+                account=account,
+                livemode=False,
+                event_id=f"evt_{n}",
+                endpoint=endpoint,
+                status="succeeded",
+                next_attempt_at=now,
+                created=now,
+            )
+            for n in range(66_000)
+        ],
+    )
+    delete_webhook_endpoint(endpoint)
+    assert not WebhookDelivery.objects.filter(endpoint_id=endpoint.pk).exists()
