@@ -11,7 +11,7 @@ table of the same database (django-q2's ORM broker, the default).
 
 import threading
 
-from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, transaction
 from django.utils import timezone
 
 _local = threading.local()
@@ -64,31 +64,19 @@ def enqueue(task: str, ids: list, *, chunk: int = 100) -> None:
 
 
 class _QueueRows:
-    """django-q2's ORM broker for `async_task`, writing its queue row with the statements of
-    the current flush (`batching.execute`: now, or in PostgreSQL's pipeline)."""
+    """django-q2's ORM broker for `async_task`, writing its queue row with the rest of the
+    current flush (`batching.bulk_insert`: now, or in PostgreSQL's pipeline)."""
 
     def __init__(self, list_key: str):
         self.list_key = list_key
 
     def enqueue(self, package: str) -> str:
-        from django_q.conf import Conf
         from django_q.models import OrmQ
 
         from billing import batching
 
-        db = connections[Conf.ORM]
-        quote = db.ops.quote_name
-        batching.execute(
-            db,
-            f"INSERT INTO {quote(OrmQ._meta.db_table)} "
-            f"({quote('key')}, {quote('payload')}, {quote('lock')}) VALUES (%s, %s, %s)",
-            [
-                self.list_key,
-                package,
-                # As the ORM would store it (SQLite keeps its own text form of times).
-                OrmQ._meta.get_field("lock").get_db_prep_save(timezone.now(), db),
-            ],
-        )
+        # The row the ORM broker's own `enqueue` would create, written by the flush.
+        batching.bulk_insert(OrmQ, [OrmQ(key=self.list_key, payload=package, lock=timezone.now())])
         # What django-q2 logs as the queue row's id (not known before the flush is sent).
         return "with the transaction"
 

@@ -351,10 +351,19 @@ def pipeline():
     return _pipeline.get()
 
 
+def _pipeline_for(connection) -> _Pipeline | None:
+    """The flush's pipeline if it writes to `connection`'s database (another database's
+    statements run at once, as outside a flush)."""
+    pipeline = _pipeline.get()
+    if pipeline is None or pipeline.connection.alias != connection.alias:
+        return None
+    return pipeline
+
+
 def execute(connection, sql: str, params: list) -> None:
     """Run a statement now, or queue it in the flush's pipeline."""
-    pipeline = _pipeline.get()
-    if pipeline is not None and pipeline.connection.alias == connection.alias:
+    pipeline = _pipeline_for(connection)
+    if pipeline is not None:
         pipeline.add(sql, params)
         return
     with connection.cursor() as cursor:
@@ -365,8 +374,7 @@ def update(model: type, pk, values: dict) -> None:
     """`model.objects.filter(pk=pk).update(**values)` for plain values, or queued in the
     flush's pipeline."""
     connection = connections[router.db_for_write(model)]
-    pipeline = _pipeline.get()
-    if pipeline is None or pipeline.connection.alias != connection.alias:
+    if _pipeline_for(connection) is None:
         model.objects.filter(pk=pk).update(**values)
         return
     quote = connection.ops.quote_name
@@ -398,9 +406,7 @@ def bulk_insert(model: type, objs: list) -> None:
         return
     fields = _inserted_fields(model)
     readers = _readers(model, connection.alias)
-    pipeline = _pipeline.get()
-    if pipeline is not None and pipeline.connection.alias != connection.alias:
-        pipeline = None  # another database's rows: written now, as outside a flush
+    pipeline = _pipeline_for(connection)
     if pipeline is not None and len(objs) * len(fields) <= PIPELINE_VALUES:
         # Statements of at most STATEMENT_VALUES values, whose parsing psycopg caches.
         rows = max(1, STATEMENT_VALUES // len(fields))
