@@ -118,6 +118,14 @@ def lock(model: type, pk, *, related: tuple = ()):
     return obj
 
 
+def register_locked(*objs) -> None:
+    """Tell the batch these instances were read with `select_for_update` in this transaction:
+    `lock()` answers them instead of reading their rows again."""
+    batch = _current.get()
+    if batch is not None:
+        batch.register(*objs)
+
+
 def save(obj, update_fields=None) -> None:
     """`obj.save(update_fields=…)`, or remember to write those fields at the flush."""
     batch = _current.get()

@@ -18,8 +18,14 @@ instance) run the queryset as it is, uncompiled.
 
 Plans are kept per thread (a database connection's converters belong to it) and assume the
 project's single database: a queryset routed elsewhere at another moment would not follow.
+
+`ahead(*reads)` runs several such lookups at once — on PostgreSQL in one round trip — for a
+request that knows what it is about to read; each answer is then taken by the first call that
+asks the same query the same thing (see `ahead`).
 """
 
+import contextlib
+import contextvars
 import threading
 
 from django.core.exceptions import EmptyResultSet
@@ -65,6 +71,9 @@ class _Plan:
 
 
 _PLAIN_VALUES = (bool, type(None))
+
+# (plan, args) → rows read ahead and not yet asked for (`ahead`).
+_ahead = contextvars.ContextVar("prepared_ahead", default=None)
 
 
 class Prepared:
@@ -225,33 +234,105 @@ class Prepared:
     def _run(plan: _Plan, args: tuple) -> list:
         if plan.sql is None:
             return []
-        connection = connections[plan.db]
-        if plan.for_update and connection.get_autocommit():
-            raise TransactionManagementError(
-                "select_for_update cannot be used outside of a transaction."
-            )
-        params = [args[value] if is_arg else value for is_arg, value in plan.slots]
+        waiting = _ahead.get()
+        if waiting:
+            rows = waiting.pop((plan, args), None)
+            if rows is not None:
+                return _instances(plan, rows)
+        connection = _connection_for(plan)
         with connection.cursor() as cursor:
-            cursor.execute(plan.sql, params)
+            cursor.execute(plan.sql, _params(plan, args))
             rows = []
             while chunk := cursor.fetchmany(GET_ITERATOR_CHUNK_SIZE):
                 rows.extend(chunk)
-        if plan.trim is not None:
-            rows = [row[: plan.trim] for row in rows]
-        if plan.converters:
-            rows = [_converted(row, plan.converters, connection) for row in rows]
-        if plan.flat:
-            return [row[0] for row in rows]
-        db, model, init_list, start, end = plan.db, plan.model, plan.init_list, plan.start, plan.end
-        objs = []
-        for row in rows:
-            obj = model.from_db(db, init_list, row[start:end])
-            for populator in plan.populators:
-                populator.populate(row, obj)
-            for name, position in plan.annotations:
-                setattr(obj, name, row[position])
-            objs.append(obj)
-        return objs
+        return _instances(plan, rows)
+
+
+@contextlib.contextmanager
+def ahead(*reads: tuple[Prepared, str, tuple]):
+    """Run the reads `(prepared, "all" | "first" | "get", args)` now, together, and keep their
+    rows for the block: the first `prepared.<method>(*args)` inside it takes its rows instead of
+    asking the database (a second call asks again, as usual). On PostgreSQL the statements go
+    out in one pipeline: one round trip instead of one each.
+
+    For a request that knows what its code will read (the API's subscription create: its
+    customer, prices, webhook endpoints, settings). Rows not asked for are dropped at the end.
+    A read is as of this moment, inside the caller's transaction; a read that locks
+    (`select_for_update`) takes its lock now."""
+    planned = []
+    for prepared, method, args in reads:
+        plan = prepared._plan(method, args)
+        if plan is not None and plan.sql is not None:
+            planned.append((plan, args))
+    waiting = dict(_ahead.get() or {})
+    waiting.update(zip(planned, _read_together(planned), strict=True))
+    token = _ahead.set(waiting)
+    try:
+        yield
+    finally:
+        _ahead.reset(token)
+
+
+def _read_together(planned: list[tuple[_Plan, tuple]]) -> list[list]:
+    """The rows of each (plan, args), in one pipeline on PostgreSQL."""
+    if not planned:
+        return []
+    connections_used = {_connection_for(plan) for plan, _ in planned}
+    connection = connections_used.pop()
+    if connections_used or connection.vendor != "postgresql" or len(planned) == 1:
+        results = []
+        for plan, args in planned:
+            with _connection_for(plan).cursor() as cursor:
+                cursor.execute(plan.sql, _params(plan, args))
+                results.append(cursor.fetchall())
+        return results
+    cursors = []
+    try:
+        # Errors surface when the pipeline syncs, past the cursors' own translation into
+        # Django's exceptions: the wrapper translates them there.
+        with connection.wrap_database_errors, connection.connection.pipeline():
+            for plan, args in planned:
+                cursor = connection.cursor()
+                cursors.append(cursor)
+                cursor.execute(plan.sql, _params(plan, args))
+        return [cursor.fetchall() for cursor in cursors]
+    finally:
+        for cursor in cursors:
+            cursor.close()
+
+
+def _connection_for(plan: _Plan):
+    connection = connections[plan.db]
+    if plan.for_update and connection.get_autocommit():
+        raise TransactionManagementError(
+            "select_for_update cannot be used outside of a transaction."
+        )
+    return connection
+
+
+def _params(plan: _Plan, args: tuple) -> list:
+    return [args[value] if is_arg else value for is_arg, value in plan.slots]
+
+
+def _instances(plan: _Plan, rows: list) -> list:
+    """Rows as `ModelIterable` (or `values_list(flat=True)`) would return them."""
+    connection = connections[plan.db]
+    if plan.trim is not None:
+        rows = [row[: plan.trim] for row in rows]
+    if plan.converters:
+        rows = [_converted(row, plan.converters, connection) for row in rows]
+    if plan.flat:
+        return [row[0] for row in rows]
+    db, model, init_list, start, end = plan.db, plan.model, plan.init_list, plan.start, plan.end
+    objs = []
+    for row in rows:
+        obj = model.from_db(db, init_list, row[start:end])
+        for populator in plan.populators:
+            populator.populate(row, obj)
+        for name, position in plan.annotations:
+            setattr(obj, name, row[position])
+        objs.append(obj)
+    return objs
 
 
 def _converted(row, converters, connection) -> list:

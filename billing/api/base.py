@@ -40,10 +40,11 @@ def scoped(ctx, model):
 
 
 @functools.cache
-def scoped_lookup(model, related: tuple = (), **conditions) -> Prepared:
+def scoped_lookup(model, related: tuple = (), *, for_update=False, **conditions) -> Prepared:
     """The object with an id in an account and mode — `scoped(ctx, model)` narrowed by
-    `conditions`, with `related` selected — as a query compiled once (billing/prepared.py):
-    `.first(account_id, livemode, object_id)`. The lookups every request makes."""
+    `conditions`, with `related` selected, its row locked if `for_update` — as a query
+    compiled once (billing/prepared.py): `.first(account_id, livemode, object_id)`. The
+    lookups every request makes."""
 
     def build(account_id, livemode, pk):
         queryset = model.objects.filter(account=account_id).filter(in_mode(livemode))
@@ -51,9 +52,20 @@ def scoped_lookup(model, related: tuple = (), **conditions) -> Prepared:
             queryset = queryset.filter(**conditions)
         if related:  # (`select_related()` without names would follow every foreign key)
             queryset = queryset.select_related(*related)
+        if for_update:
+            # The row alone: PostgreSQL cannot lock the nullable side of an outer join.
+            queryset = queryset.select_for_update(of=("self",))
         return queryset.filter(pk=pk)
 
     return Prepared(build)
+
+
+def lookup_read(ctx, lookup: Prepared, object_id: str) -> list:
+    """`get_or_404(…, lookup=lookup)`'s query as reads for `prepared.ahead` (none for an id
+    that names nothing)."""
+    if "\x00" in object_id:
+        return []
+    return [(lookup, "first", (ctx.account.pk, ctx.livemode, object_id))]
 
 
 def get_or_404(

@@ -4,13 +4,14 @@ Parameters map one to one onto `billing.services` subscription verbs. Stripe par
 services do not implement yet are refused naming them (`Unsupported`), never ignored.
 """
 
-from billing import services
+from billing import batching, prepared, services
 from billing.api import lists
 from billing.api.base import (
     ApiView,
     checked_metadata,
     deleted,
     get_or_404,
+    lookup_read,
     scoped,
     scoped_lookup,
 )
@@ -183,10 +184,17 @@ def _subscription_or_404(ctx, subscription_id: str) -> Subscription:
     return get_or_404(ctx, Subscription, subscription_id, "subscription")
 
 
+# With its product: invoice lines are labelled with the product's name.
+_PRICE = scoped_lookup(Price, ("product",))
+# A new subscription's customer (`live_customers`), with the card a first invoice is charged
+# to by default, and locked: the create locks it anyway (balance, first currency).
+_CREATE_CUSTOMER = scoped_lookup(
+    Customer, ("invoice_settings_default_payment_method",), for_update=True, deleted_at__isnull=True
+)
+
+
 def _price(ctx, price_id: str, param: str) -> Price:
-    # With its product: invoice lines are labelled with the product's name.
-    lookup = scoped_lookup(Price, ("product",))
-    return get_or_404(ctx, Price, price_id, "price", param=param, lookup=lookup)
+    return get_or_404(ctx, Price, price_id, "price", param=param, lookup=_PRICE)
 
 
 def _coupon(ctx, code: str, param: str) -> Coupon:
@@ -256,17 +264,23 @@ class SubscriptionsView(ApiView):
     )
 
     def post(self, ctx, params):
-        customer = get_or_404(
-            ctx,
-            Customer,
-            params.pop("customer"),
-            "customer",
-            param="customer",
-            # `live_customers`, with the card a first invoice is charged to by default.
-            lookup=scoped_lookup(
-                Customer, ("invoice_settings_default_payment_method",), deleted_at__isnull=True
-            ),
-        )
+        customer_id = params.pop("customer")
+        # What the create reads before it writes goes out in one round trip (PostgreSQL): the
+        # customer, its prices, and what the service reads for them; its writes go out in
+        # one flush when the block ends (nothing at all if anything raises).
+        reads = lookup_read(ctx, _CREATE_CUSTOMER, customer_id)
+        if reads:
+            for item in params["items"]:
+                reads += lookup_read(ctx, _PRICE, item["price"])
+            reads += services.create_subscription_reads(ctx.account.pk, ctx.livemode, customer_id)
+        with batching.deferred(), prepared.ahead(*reads):
+            customer = get_or_404(
+                ctx, Customer, customer_id, "customer", param="customer", lookup=_CREATE_CUSTOMER
+            )
+            batching.register_locked(customer)
+            return self._create(ctx, params, customer)
+
+    def _create(self, ctx, params, customer):
         items = []
         for index, item in enumerate(params.pop("items")):
             param = f"items[{index}]"

@@ -65,6 +65,11 @@ _RECOVERY_SETTINGS = Prepared(
 )
 
 
+def recovery_settings_read(account_id: str, livemode: bool) -> tuple:
+    """`recovery_settings`' query as a read for `prepared.ahead`."""
+    return (_RECOVERY_SETTINGS, "first", (account_id, livemode))
+
+
 def recovery_settings(account, livemode: bool) -> RecoverySettings:
     """The account's (or account id's) revenue-recovery settings for a mode (defaults until
     someone saves them); read once per batch."""
@@ -95,6 +100,11 @@ def emit_updated(event_type: str, obj, before: dict, *, also=(), **options):
 _CUSTOMER_DISCOUNTS = Prepared(
     lambda customer_id: Discount.objects.filter(customer=customer_id).select_related("coupon")
 )
+
+
+def customer_discounts_read(customer_id: str) -> tuple:
+    """The query `_discounts_of` asks for a customer, as a read for `prepared.ahead`."""
+    return (_CUSTOMER_DISCOUNTS, "all", (customer_id,))
 
 
 def _discounts_of(customer) -> list:

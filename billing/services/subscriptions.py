@@ -419,7 +419,23 @@ def _remove_discounts(subscription: Subscription, *, now, request_id=None) -> No
         discount.delete()
 
 
-@transaction.atomic
+def create_subscription_reads(account_id: str, livemode: bool, customer_id: str) -> list:
+    """What `create_subscription` reads for a customer besides its arguments, as reads for
+    `prepared.ahead`: a caller that knows them (the API) asks them with its own lookups, in
+    one round trip. The customer's row itself is locked by the create (`batching.lock`); a
+    caller that read it locked says so with `batching.register_locked`."""
+    from billing.webhooks import routing
+
+    return [
+        routing.endpoints_read(account_id, livemode),
+        invoicing.recovery_settings_read(account_id, livemode),
+        invoicing.customer_discounts_read(customer_id),
+    ]
+
+
+# Without a savepoint inside a batch: a caller that runs it in its own batch (the API) rolls
+# everything back on any error anyway.
+@batching.atomic
 @batching.writes_deferred
 def create_subscription(
     customer,

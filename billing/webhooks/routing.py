@@ -51,6 +51,11 @@ def endpoints_query(account_id: str, livemode: bool):
 _ENDPOINTS = Prepared(endpoints_query)
 
 
+def endpoints_read(account_id: str, livemode: bool) -> tuple:
+    """`endpoints_for`'s query as a read for `prepared.ahead`."""
+    return (_ENDPOINTS, "all", (account_id, bool(livemode)))
+
+
 def endpoints_for(account_id: str, livemode: bool) -> list[WebhookEndpoint]:
     """`endpoints_query`, read once per batch (every event of a renewal crowd asks)."""
     return batching.cached(

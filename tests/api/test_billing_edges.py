@@ -5,6 +5,7 @@ import time
 from urllib.parse import urlencode
 
 import pytest
+from django.db import connection
 
 from billing.models import Event, Invoice, Subscription, TestClock
 from tests import factories
@@ -355,3 +356,75 @@ def test_bad_ids_are_404_not_500(api, object_id):
         assert response.status_code == 404, (path, response.content)
     for verb in ("finalize", "pay", "void", "mark_uncollectible"):
         assert api.post(f"/v1/invoices/{object_id}/{verb}").status_code == 404
+
+
+def test_a_subscription_create_names_a_missing_customer_or_price_and_writes_nothing(
+    api, paying_customer, price, other_account
+):
+    theirs = factories.make_customer(other_account)
+    before = (Subscription.objects.count(), Invoice.objects.count(), Event.objects.count())
+    for customer_id in (theirs.id, "cus_missing"):
+        body = error(
+            api.post("/v1/subscriptions", {"customer": customer_id, "items[0][price]": price.id}),
+            400,
+        )
+        assert (body["param"], body["code"]) == ("customer", "resource_missing")
+    body = error(
+        api.post("/v1/subscriptions", {"customer": "cus_\x00", "items[0][price]": price.id})
+    )
+    assert body["param"] == "customer"
+    body = error(
+        api.post(
+            "/v1/subscriptions",
+            {
+                "customer": paying_customer["id"],
+                "items[0][price]": price.id,
+                "items[1][price]": "price_missing",
+            },
+        ),
+        400,
+    )
+    assert (body["param"], body["code"]) == ("items[1][price]", "resource_missing")
+    assert before == (Subscription.objects.count(), Invoice.objects.count(), Event.objects.count())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_subscription_create_asks_the_database_in_four_round_trips(api, paying_customer, price):
+    """Besides BEGIN and COMMIT: the key; the customer (locked), its prices, webhook endpoints,
+    discounts and recovery settings together; the invoice-number counter; the writes (with the
+    events' task). It was 11 before reads went ahead and the create's savepoint went away."""
+    if connection.vendor != "postgresql":
+        pytest.skip("pipelines are PostgreSQL's")
+    trips = []
+
+    def record(execute, sql, params, many, context):
+        if connection.connection._pipeline is None:
+            trips.append(sql)
+        elif not trips or not isinstance(trips[-1], list):
+            trips.append([sql])
+        else:
+            trips[-1].append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        created = ok(
+            api.post(
+                "/v1/subscriptions",
+                {"customer": paying_customer["id"], "items[0][price]": price.id},
+            )
+        )
+    assert created["status"] == "active"
+    # (What follows the writes ran after the commit: the events' subscribers, run inline in
+    # tests.)
+    key, reads, counter, writes = trips[:4]
+    assert "billing_apikey" in key
+    assert [sql.split(" FROM ")[1].split()[0] for sql in reads] == [
+        '"billing_customer"',
+        '"billing_price"',
+        '"billing_webhookendpoint"',
+        '"billing_recoverysettings"',
+        '"billing_discount"',
+    ]
+    assert "FOR UPDATE" in reads[0]
+    assert "billing_account" in counter and "FOR UPDATE" in counter
+    assert any("billing_subscription" in sql for sql in writes)

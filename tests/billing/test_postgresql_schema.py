@@ -1,13 +1,17 @@
 """PostgreSQL: the schema the migrations leave (no pattern indexes on keys, LZ4 event
-payloads) and the backend's batches (within the limit of bound parameters)."""
+payloads), the backend's batches (within the limit of bound parameters) and its health check
+(no round trip)."""
+
+import select
+import time
 
 import pytest
 from django.apps import apps
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from billing import batching, events
-from billing.models import WebhookDelivery, WebhookEndpoint
+from billing.models import Account, WebhookDelivery, WebhookEndpoint
 from billing.services.webhooks import delete_webhook_endpoint
 from tests import factories
 
@@ -90,3 +94,41 @@ def test_deleting_an_endpoint_with_more_deliveries_than_a_statement_takes(accoun
     )
     delete_webhook_endpoint(endpoint)
     assert not WebhookDelivery.objects.filter(endpoint_id=endpoint.pk).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_health_check_asks_a_quiet_connection_nothing_and_sees_the_server_hang_up():
+    connection.ensure_connection()
+    raw = connection.connection
+    asked = []
+    real_cursor = raw.cursor
+
+    def counting_cursor(*args, **kwargs):
+        asked.append(1)
+        return real_cursor(*args, **kwargs)
+
+    raw.cursor = counting_cursor
+    try:
+        # Between requests: usable, and no `SELECT 1` was sent.
+        assert connection.is_usable()
+        assert not asked
+        # Inside a transaction the socket alone does not tell: Django's `SELECT 1` answers.
+        with transaction.atomic():
+            connection.cursor().execute("SELECT 1")
+            asked.clear()
+            assert connection.is_usable()
+            assert asked
+        # The server ends the session (a restart, an idle timeout, an administrator).
+        other = connection.get_new_connection(connection.get_connection_params())
+        try:
+            other.execute("SELECT pg_terminate_backend(%s)", [raw.info.backend_pid])
+        finally:
+            other.close()
+        deadline = time.monotonic() + 10
+        while not select.select([raw.fileno()], [], [], 0.05)[0]:
+            assert time.monotonic() < deadline, "the terminated session's socket stayed quiet"
+        assert not connection.is_usable()
+    finally:
+        connection.close()
+    # Django opens a new connection for the next query.
+    assert Account.objects.count() >= 0

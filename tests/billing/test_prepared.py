@@ -1,10 +1,11 @@
 """Prepared queries (billing/prepared.py) answer what the querysets they stand for answer."""
 
 import pytest
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.transaction import TransactionManagementError
 from django.test.utils import CaptureQueriesContext
 
+from billing import prepared
 from billing.api.base import scoped_lookup
 from billing.models import Account, Customer, Discount, Price
 from billing.models.base import in_mode
@@ -98,3 +99,116 @@ def test_locking_outside_a_transaction_is_refused_as_django_refuses_it():
         assert locking.get(account.pk) == account
     with pytest.raises(TransactionManagementError):
         locking.get(account.pk)
+
+
+# --- reading ahead ---------------------------------------------------------------------------
+
+
+def test_reads_ahead_are_taken_by_the_first_call_that_asks_them_without_a_query():
+    account = factories.make_account()
+    customer = factories.make_customer(account)
+    price = factories.make_price(account, unit_amount=1500)
+    factories.make_discount(customer)
+    customers = scoped_lookup(Customer, ("invoice_settings_default_payment_method",))
+    prices = scoped_lookup(Price, ("product",))
+    discounts = Prepared(
+        lambda customer_id: Discount.objects.filter(customer=customer_id).select_related("coupon")
+    )
+    expected_price = prices.first(account.pk, False, price.pk)
+    expected_discounts = discounts.all(customer.pk)
+    with (
+        CaptureQueriesContext(connection) as reading,
+        prepared.ahead(
+            (customers, "first", (account.pk, False, customer.pk)),
+            (prices, "first", (account.pk, False, price.pk)),
+            (prices, "first", (account.pk, False, "price_missing")),
+            (discounts, "all", (customer.pk,)),
+        ),
+    ):
+        read = len(reading.captured_queries)
+        assert customers.first(account.pk, False, customer.pk) == customer
+        found = prices.first(account.pk, False, price.pk)
+        _same(found, expected_price)
+        _same(found.product, expected_price.product)
+        assert prices.first(account.pk, False, "price_missing") is None
+        taken = discounts.all(customer.pk)
+        assert len(taken) == len(expected_discounts) == 1
+        _same(taken[0], expected_discounts[0])
+        assert len(reading.captured_queries) == read  # all four were read ahead
+        # Taken once: asking again asks the database, as without `ahead`.
+        assert customers.first(account.pk, False, customer.pk) == customer
+        assert len(reading.captured_queries) == read + 1
+        # Another argument was not read ahead.
+        assert prices.first(account.pk, True, price.pk) is None
+        assert len(reading.captured_queries) == read + 2
+    assert read == 4
+    # Outside the block nothing is kept.
+    with CaptureQueriesContext(connection) as after:
+        prices.first(account.pk, False, price.pk)
+    assert len(after.captured_queries) == 1
+
+
+def test_rows_read_ahead_are_as_of_the_read_and_unasked_ones_are_dropped():
+    account = factories.make_account()
+    customer = factories.make_customer(account, name="Before")
+    lookup = scoped_lookup(Customer)
+    with prepared.ahead((lookup, "first", (account.pk, False, customer.pk))):
+        Customer.objects.filter(pk=customer.pk).update(name="After")
+        assert lookup.first(account.pk, False, customer.pk).name == "Before"
+    with prepared.ahead((lookup, "first", (account.pk, False, customer.pk))):
+        pass
+    assert lookup.first(account.pk, False, customer.pk).name == "After"
+
+
+def test_reads_ahead_go_out_in_one_pipeline_on_postgresql():
+    if connection.vendor != "postgresql":
+        pytest.skip("the pipeline is PostgreSQL's")
+    account = factories.make_account()
+    customer = factories.make_customer(account)
+    lookup = scoped_lookup(Customer)
+    seen = []
+
+    def in_pipeline(execute, sql, params, many, context):
+        seen.append(connection.connection._pipeline is not None)
+        return execute(sql, params, many, context)
+
+    with (
+        connection.execute_wrapper(in_pipeline),
+        prepared.ahead(
+            (lookup, "first", (account.pk, False, customer.pk)),
+            (lookup, "first", (account.pk, True, customer.pk)),
+            (scoped_lookup(Price), "first", (account.pk, False, "price_missing")),
+        ),
+    ):
+        assert lookup.first(account.pk, False, customer.pk) == customer
+    assert seen == [True, True, True]
+
+
+def test_a_read_ahead_that_fails_raises_djangos_error():
+    account = factories.make_account()
+    broken = Prepared(lambda pk: Customer.objects.filter(pk=pk).extra(where=["no_such_column"]))
+    with (
+        pytest.raises(DatabaseError),
+        transaction.atomic(),
+        prepared.ahead(
+            (scoped_lookup(Customer), "first", (account.pk, False, "cus_x")),
+            (broken, "first", ("cus_x",)),
+        ),
+    ):
+        pass
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_locking_read_ahead_outside_a_transaction_is_refused():
+    if not connection.features.has_select_for_update:
+        pytest.skip("the database does not lock rows")
+    account = factories.make_account()
+    customer = factories.make_customer(account)
+    locking = scoped_lookup(Customer, for_update=True)
+    with transaction.atomic(), prepared.ahead((locking, "first", (account.pk, False, customer.pk))):
+        assert locking.first(account.pk, False, customer.pk) == customer
+    with (
+        pytest.raises(TransactionManagementError),
+        prepared.ahead((locking, "first", (account.pk, False, customer.pk))),
+    ):
+        pass
