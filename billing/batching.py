@@ -186,9 +186,19 @@ def writes_deferred(fn):
 
 @functools.cache
 def _counter(model: type, field: str) -> Prepared:
-    """`next_in_sequence`'s locking read of one counter, compiled once."""
+    """`next_in_sequence`'s locking read of one counter, compiled once.
+
+    FOR NO KEY UPDATE, the lock an UPDATE of a non-key column takes: two finalizations still
+    take turns on the counter, but other transactions may insert rows that refer to its row.
+    With FOR UPDATE, every insert referring to the account (a foreign key check takes FOR KEY
+    SHARE on it: each subscription, invoice and event does) waited for the numbering
+    transaction to commit, and the numbering waited for them: two API workers creating
+    subscriptions for one account spent a third of their database time waiting on each
+    other (docs/benchmarks.md)."""
     return Prepared(
-        lambda pk: model.objects.select_for_update().values_list(field, flat=True).filter(pk=pk)
+        lambda pk: (
+            model.objects.select_for_update(no_key=True).values_list(field, flat=True).filter(pk=pk)
+        )
     )
 
 

@@ -53,8 +53,10 @@ def scoped_lookup(model, related: tuple = (), *, for_update=False, **conditions)
         if related:  # (`select_related()` without names would follow every foreign key)
             queryset = queryset.select_related(*related)
         if for_update:
-            # The row alone: PostgreSQL cannot lock the nullable side of an outer join.
-            queryset = queryset.select_for_update(of=("self",))
+            # The row alone (PostgreSQL cannot lock the nullable side of an outer join), and
+            # FOR NO KEY UPDATE: the caller changes columns, never the key, so other
+            # transactions may still insert rows that refer to it (batching.next_in_sequence).
+            queryset = queryset.select_for_update(of=("self",), no_key=True)
         return queryset.filter(pk=pk)
 
     return Prepared(build)

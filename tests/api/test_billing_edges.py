@@ -425,6 +425,6 @@ def test_a_subscription_create_asks_the_database_in_four_round_trips(api, paying
         '"billing_recoverysettings"',
         '"billing_discount"',
     ]
-    assert "FOR UPDATE" in reads[0]
-    assert "billing_account" in counter and "FOR UPDATE" in counter
+    assert "FOR NO KEY UPDATE" in reads[0]
+    assert "billing_account" in counter and "FOR NO KEY UPDATE" in counter
     assert any("billing_subscription" in sql for sql in writes)
