@@ -6,6 +6,7 @@ import os
 
 import pytest
 from django.core.management import call_command
+from django_q.models import OrmQ
 
 from billing.models import Account, ApiKey, Customer, Event, Subscription
 
@@ -35,3 +36,5 @@ def test_bench_api_measures_creates_against_the_baseline_and_cleans_up():
     assert "create_subscription service" in text
     for model in (Account, ApiKey, Customer, Subscription, Event):
         assert not model.objects.exists(), model.__name__
+    # The tasks that would have handed the run's events to subscribers went with them.
+    assert not OrmQ.objects.exists()

@@ -42,8 +42,10 @@ import httpx
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
+from django.db.models import Max
 from django.test import Client, override_settings
 from django.utils import timezone
+from django_q.models import OrmQ
 
 from billing import services
 from billing.choices import (
@@ -53,6 +55,7 @@ from billing.choices import (
     TestCardBehavior,
     UsageType,
 )
+from billing.management.commands.bench_billing import vacuum
 from billing.models import (
     Account,
     ApiKey,
@@ -367,11 +370,14 @@ class Command(BaseCommand):
             "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "config.settings"),
             "RELANCE_API_RATE_LIMIT": "0",
             "DEBUG": "false",
-            "SECRET_KEY": os.environ.get("SECRET_KEY") or "bench-api-" + "x" * 50,
+            # This process's: the tasks the server queues are signed with it, so that this
+            # process (and a worker of this deployment) can read them.
+            "SECRET_KEY": settings.SECRET_KEY,
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "PYTHONUNBUFFERED": "1",
         }
         account = Account.objects.create(name="API benchmark (temporary)", metadata={"bench": "1"})
+        queued_before = OrmQ.objects.aggregate(last=Max("id"))["last"] or 0
         server = None
         try:
             raw_key, price, customers = self._prepare(account, requests + 3 * profile)
@@ -383,7 +389,7 @@ class Command(BaseCommand):
         finally:
             if server is not None:
                 server.stop()
-            self._clean(account)
+            self._clean(account, queued_before)
 
     def _prepare(self, account, count: int) -> tuple[str, Price, list[str]]:
         """A test key, a monthly price, and `count` customers each with a default card."""
@@ -539,9 +545,20 @@ class Command(BaseCommand):
         for shape, calls, seconds in counter.slowest(8):
             self.stdout.write(f"  {calls:6d} {seconds:8.2f} s  {shape}")
 
-    def _clean(self, account) -> None:
-        """Remove everything the run made (ordered for the PROTECT foreign keys)."""
+    def _clean(self, account, queued_before: int = 0) -> None:
+        """Remove everything the run made (ordered for the PROTECT foreign keys), the queued
+        tasks that would hand its events to subscribers included, then vacuum."""
+        events = set(Event.objects.filter(account=account).values_list("id", flat=True))
         with transaction.atomic():
+            # Written with each create (no worker runs during the benchmark): tasks naming
+            # only this run's events, which go now.
+            OrmQ.objects.filter(
+                pk__in=[
+                    row.pk
+                    for row in OrmQ.objects.filter(pk__gt=queued_before)
+                    if _only_dispatches(row.task, events)
+                ]
+            ).delete()
             DueJob.objects.filter(account=account).delete()
             Event.objects.filter(account=account).delete()
             Subscription.objects.filter(account=account).update(latest_invoice=None)
@@ -567,3 +584,32 @@ class Command(BaseCommand):
             ):
                 model.objects.filter(account=account).delete()
             account.delete()
+        vacuum(
+            (
+                OrmQ,
+                DueJob,
+                Event,
+                CustomerBalanceTransaction,
+                InvoiceItem,
+                InvoiceLineItem,
+                PaymentIntent,
+                Invoice,
+                Discount,
+                SubscriptionItem,
+                Subscription,
+                PaymentMethod,
+                Customer,
+                IdempotencyKey,
+                Account,
+            )
+        )
+
+
+def _only_dispatches(task: dict, events: set) -> bool:
+    """Whether a queued task only hands some of `events` to their subscribers."""
+    args = task.get("args") or ()
+    return (
+        task.get("func") == "billing.tasks.dispatch_events"
+        and len(args) == 1
+        and set(args[0]) <= events
+    )

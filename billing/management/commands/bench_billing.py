@@ -70,6 +70,18 @@ def _copy(obj, **fields):
     return clone
 
 
+def vacuum(models) -> None:
+    """On PostgreSQL, VACUUM (ANALYZE) the tables a run wrote to and emptied: without it the
+    next run wades through this one's dead rows in every index it touches, and a server with
+    autovacuum off (this machine's) never clears them. Measured: a create's database CPU
+    went from 3.5 to 14 ms over three runs on one database."""
+    if connection.vendor != "postgresql":
+        return
+    tables = ", ".join(connection.ops.quote_name(model._meta.db_table) for model in models)
+    with connection.cursor() as cursor:
+        cursor.execute(f"VACUUM (ANALYZE) {tables}")
+
+
 class QueryCounter:
     """Counts the SQL statements run while it is installed (works with DEBUG off)."""
 
@@ -371,3 +383,21 @@ class Command(BaseCommand):
             ):
                 model.objects.filter(account=account).delete()
             account.delete()
+        vacuum(
+            (
+                DueJob,
+                Event,
+                CustomerBalanceTransaction,
+                InvoiceItem,
+                InvoiceLineItem,
+                PaymentIntent,
+                Invoice,
+                Discount,
+                SubscriptionItem,
+                Subscription,
+                PaymentMethod,
+                Customer,
+                TestClock,
+                Account,
+            )
+        )
