@@ -258,15 +258,15 @@ def ahead(*reads: tuple[Prepared, str, tuple]):
     For a request that knows what its code will read (the API's subscription create: its
     customer, prices, webhook endpoints, settings). Rows not asked for are dropped at the end.
     A read is as of this moment, inside the caller's transaction; a read that locks
-    (`select_for_update`) takes its lock now."""
+    (`select_for_update`) takes its lock now. Blocks do not nest."""
+    if _ahead.get() is not None:
+        raise RuntimeError("prepared.ahead() blocks do not nest")
     planned = []
     for prepared, method, args in reads:
         plan = prepared._plan(method, args)
         if plan is not None and plan.sql is not None:
             planned.append((plan, args))
-    waiting = dict(_ahead.get() or {})
-    waiting.update(zip(planned, _read_together(planned), strict=True))
-    token = _ahead.set(waiting)
+    token = _ahead.set(dict(zip(planned, _read_together(planned), strict=True)))
     try:
         yield
     finally:
@@ -286,15 +286,17 @@ def _read_together(planned: list[tuple[_Plan, tuple]]) -> list[list]:
                 cursor.execute(plan.sql, _params(plan, args))
                 results.append(cursor.fetchall())
         return results
-    cursors = []
+    # Opened (and health-checked, CONN_HEALTH_CHECKS) as a first cursor would, before the
+    # pipeline starts on the driver's connection.
+    cursors = [connection.cursor()]
     try:
         # Errors surface when the pipeline syncs, past the cursors' own translation into
         # Django's exceptions: the wrapper translates them there.
         with connection.wrap_database_errors, connection.connection.pipeline():
-            for plan, args in planned:
-                cursor = connection.cursor()
-                cursors.append(cursor)
-                cursor.execute(plan.sql, _params(plan, args))
+            for index, (plan, args) in enumerate(planned):
+                if index:
+                    cursors.append(connection.cursor())
+                cursors[index].execute(plan.sql, _params(plan, args))
         return [cursor.fetchall() for cursor in cursors]
     finally:
         for cursor in cursors:
@@ -331,8 +333,26 @@ def _instances(plan: _Plan, rows: list) -> list:
             populator.populate(row, obj)
         for name, position in plan.annotations:
             setattr(obj, name, row[position])
+        if plan.for_update and plan.populators:
+            _drop_stale_related(obj)
         objs.append(obj)
     return objs
+
+
+def _drop_stale_related(obj) -> None:
+    """Forget the joined objects a locking read returned that no longer match their keys.
+
+    A read that waited for a row's lock (`select_for_update(of=("self",))`) sees the row as
+    the other transaction committed it, but PostgreSQL re-checks that new version against the
+    joined rows it had read before the wait: a customer whose default card changed meanwhile
+    comes back with the new card's id and no card (an outer join's NULLs). Forgotten, the
+    object loads from its key when asked."""
+    for field in obj._meta.concrete_fields:
+        if field.many_to_one and field.is_cached(obj):
+            related = field.get_cached_value(obj)
+            key = getattr(related, field.target_field.attname) if related is not None else None
+            if key != getattr(obj, field.attname):
+                field.delete_cached_value(obj)
 
 
 def _converted(row, converters, connection) -> list:

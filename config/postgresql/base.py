@@ -1,5 +1,5 @@
 """Django's PostgreSQL backend, without pattern indexes on keys, batching within PostgreSQL's
-limit of bound parameters, and a health check that costs no round trip.
+limit of bound parameters, and a health check that costs no round trip on a busy connection.
 
 For every indexed text column Django adds a second index with `varchar_pattern_ops`, so that
 `LIKE 'prefix%'` can use an index under any collation. Our keys and foreign keys are
@@ -10,6 +10,7 @@ insert maintains (an invoice had 27), and served no query. Other text columns ke
 """
 
 import select
+import time
 
 from django.db.backends.postgresql import base
 from django.db.backends.postgresql.operations import DatabaseOperations as _Operations
@@ -45,27 +46,51 @@ class DatabaseWrapper(base.DatabaseWrapper):
     SchemaEditorClass = DatabaseSchemaEditor
     ops_class = DatabaseOperations
 
+    # A connection checked (used by a request) this recently is trusted on its socket's word.
+    RECENTLY_CHECKED = 1.0  # seconds
+    _checked_at = float("-inf")
+
+    def get_new_connection(self, conn_params):
+        connection = super().get_new_connection(conn_params)
+        self._checked_at = time.monotonic()  # just opened: as good as checked
+        return connection
+
     def is_usable(self):
         """The connection's health check (CONN_HEALTH_CHECKS, once per request), without the
-        `SELECT 1` round trip Django's makes — a tenth of a subscription create's.
+        `SELECT 1` round trip Django's makes while the connection is busy — a seventh of a
+        subscription create's round trips.
 
         Between requests PostgreSQL has nothing to say: a server that goes away (restart,
         `pg_terminate_backend`, `idle_session_timeout`) sends its FATAL message and closes the
-        socket, which then reads as ready. So a socket with nothing to read, on a connection
-        psycopg knows to be fine and outside a transaction, is usable; anything else gets
-        Django's `SELECT 1`. (A peer that vanished without a word fails either way only when
-        TCP gives up.)"""
+        socket, which then reads as ready. So a connection checked less than a second ago,
+        psycopg-fine, outside a transaction and with nothing to read, is usable. Anything
+        else gets Django's `SELECT 1`: a connection that sat idle, where a database host that
+        vanished without closing the socket (a failover moving an address) would only show
+        when written to. Under load the one-second window is what remains of that case: the
+        first query of a request then fails, and Django drops the connection."""
         connection = self.connection
         if connection is None or connection.closed:
             return False
+        now = time.monotonic()
+        recently = now - self._checked_at < self.RECENTLY_CHECKED
+        self._checked_at = now
         if (
-            connection.pgconn.status == pq.ConnStatus.OK
+            recently
+            and connection.pgconn.status == pq.ConnStatus.OK
             and connection.info.transaction_status == pq.TransactionStatus.IDLE
+            and not _readable(connection.fileno())
         ):
-            try:
-                readable, _, _ = select.select([connection.fileno()], [], [], 0)
-            except (OSError, ValueError):
-                return False
-            if not readable:
-                return True
+            return True
         return super().is_usable()
+
+
+def _readable(fd: int) -> bool:
+    """Whether the socket has something to read (or was closed), without waiting. `poll`, not
+    `select`, which refuses descriptors past 1023; where there is no `poll`, say yes (and the
+    caller asks the server)."""
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(0))
+    except (AttributeError, OSError, ValueError):
+        return True

@@ -2,6 +2,8 @@
 payloads), the backend's batches (within the limit of bound parameters) and its health check
 (no round trip)."""
 
+import os
+import resource
 import select
 import time
 
@@ -96,10 +98,8 @@ def test_deleting_an_endpoint_with_more_deliveries_than_a_statement_takes(accoun
     assert not WebhookDelivery.objects.filter(endpoint_id=endpoint.pk).exists()
 
 
-@pytest.mark.django_db(transaction=True)
-def test_the_health_check_asks_a_quiet_connection_nothing_and_sees_the_server_hang_up():
-    connection.ensure_connection()
-    raw = connection.connection
+def _counting_cursors(raw) -> list:
+    """Count the statements sent on the driver's connection `raw` (one cursor each)."""
     asked = []
     real_cursor = raw.cursor
 
@@ -108,11 +108,23 @@ def test_the_health_check_asks_a_quiet_connection_nothing_and_sees_the_server_ha
         return real_cursor(*args, **kwargs)
 
     raw.cursor = counting_cursor
+    return asked
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_health_check_asks_a_busy_quiet_connection_nothing_and_sees_the_server_hang_up():
+    connection.ensure_connection()
+    raw = connection.connection
+    asked = _counting_cursors(raw)
     try:
-        # Between requests: usable, and no `SELECT 1` was sent.
+        # A connection not checked lately (idle since the last request): Django's SELECT 1.
+        connection._checked_at = time.monotonic() - 60
         assert connection.is_usable()
-        assert not asked
-        # Inside a transaction the socket alone does not tell: Django's `SELECT 1` answers.
+        assert len(asked) == 1
+        # Checked a moment ago (requests keep coming): the quiet socket is enough.
+        assert connection.is_usable()
+        assert len(asked) == 1
+        # Inside a transaction the socket alone does not tell: Django's SELECT 1 answers.
         with transaction.atomic():
             connection.cursor().execute("SELECT 1")
             asked.clear()
@@ -132,3 +144,29 @@ def test_the_health_check_asks_a_quiet_connection_nothing_and_sees_the_server_ha
         connection.close()
     # Django opens a new connection for the next query.
     assert Account.objects.count() >= 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_health_check_reads_sockets_numbered_past_1023():
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1200:
+        pytest.skip("this process may not open that many files")
+    connection.close()
+    spare = []
+    try:
+        # Every lower number taken: the next socket gets a number past them.
+        while not spare or spare[-1] < 1100:
+            spare.append(os.open(os.devnull, os.O_RDONLY))
+        connection.ensure_connection()
+        raw = connection.connection
+        assert raw.fileno() > 1023
+        asked = _counting_cursors(raw)
+        connection._checked_at = time.monotonic() - 60
+        assert connection.is_usable()
+        assert connection.is_usable()
+        assert len(asked) == 1  # the first: not checked lately
+        assert connection.connection is raw
+    finally:
+        for fd in spare:
+            os.close(fd)
+        connection.close()

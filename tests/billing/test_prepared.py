@@ -212,3 +212,24 @@ def test_a_locking_read_ahead_outside_a_transaction_is_refused():
         prepared.ahead((locking, "first", (account.pk, False, customer.pk))),
     ):
         pass
+
+
+def test_read_ahead_blocks_do_not_nest():
+    account = factories.make_account()
+    read = (scoped_lookup(Customer), "first", (account.pk, False, "cus_x"))
+    with prepared.ahead(read), pytest.raises(RuntimeError), prepared.ahead(read):
+        pass
+
+
+@pytest.mark.django_db(transaction=True)
+def test_reads_ahead_may_be_a_connections_first_statements():
+    account = factories.make_account()
+    customer = factories.make_customer(account)
+    lookup = scoped_lookup(Customer)
+    connection.close()
+    with prepared.ahead(
+        (lookup, "first", (account.pk, False, customer.pk)),
+        (lookup, "first", (account.pk, True, customer.pk)),
+    ):
+        assert lookup.first(account.pk, False, customer.pk) == customer
+        assert lookup.first(account.pk, True, customer.pk) is None

@@ -84,3 +84,67 @@ def test_a_subscription_create_locks_its_customer_against_writers_only(client):
         other.close()
     assert response.status_code == 200, response.content
     assert seen == {"KEY SHARE": True, "NO KEY UPDATE": False}
+
+
+def test_a_create_that_waited_for_its_customer_charges_the_card_the_customer_has_now(client):
+    """The customer is read locked with its default card joined. Waiting for the lock of a
+    transaction that changes that card, PostgreSQL re-checks the new customer row against the
+    card it had joined before the wait (no match: no card); the create must charge the new
+    card all the same."""
+    import threading
+    import time
+
+    from django.db import connections
+
+    from tests.api.conftest import Api
+
+    account = factories.make_account()
+    customer = factories.make_customer(account)
+    old = factories.make_card(customer, card_last4="1111")
+    new = factories.make_card(customer, card_last4="4242")
+    customer.invoice_settings_default_payment_method = old
+    customer.save()
+    price = factories.make_price(account, unit_amount=1000)
+    key = factories.make_api_key(account, livemode=False)
+    other = connection.get_new_connection(connection.get_connection_params())
+    other.execute(
+        "UPDATE billing_customer SET invoice_settings_default_payment_method_id = %s WHERE id = %s",
+        [new.pk, customer.pk],
+    )
+    result = {}
+
+    def create():
+        try:
+            response = Api(client, key.raw).post(
+                "/v1/subscriptions",
+                {
+                    "customer": customer.pk,
+                    "items[0][price]": price.pk,
+                    "expand[0]": "latest_invoice.payment_intent",
+                },
+            )
+            result["status"], result["body"] = response.status_code, response.json()
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=create)
+    thread.start()
+    try:
+        # The create is waiting for the customer's row.
+        deadline = time.monotonic() + 10
+        while True:
+            waiting = other.execute(
+                "SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = 'transactionid'"
+            ).fetchone()[0]
+            if waiting or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+        assert waiting, "the create never waited for the customer's lock"
+    finally:
+        other.commit()
+        other.close()
+        thread.join()
+    assert result["status"] == 200, result
+    assert result["body"]["status"] == "active", result
+    intent = result["body"]["latest_invoice"]["payment_intent"]
+    assert intent["payment_method"] == new.pk
