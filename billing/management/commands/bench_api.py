@@ -549,6 +549,23 @@ class Command(BaseCommand):
         """Remove everything the run made (ordered for the PROTECT foreign keys), the queued
         tasks that would hand its events to subscribers included, then vacuum."""
         events = set(Event.objects.filter(account=account).values_list("id", flat=True))
+        # Emptied of the run's rows, in an order the PROTECT foreign keys allow.
+        emptied = (
+            CustomerBalanceTransaction,
+            InvoiceItem,
+            InvoiceLineItem,
+            PaymentIntent,
+            Invoice,
+            Discount,
+            SubscriptionItem,
+            Subscription,
+            PaymentMethod,
+            Customer,
+            Price,
+            Product,
+            IdempotencyKey,
+            ApiKey,
+        )
         with transaction.atomic():
             # Written with each create (no worker runs during the benchmark): tasks naming
             # only this run's events, which go now.
@@ -566,43 +583,10 @@ class Command(BaseCommand):
             Customer.objects.filter(account=account).update(
                 invoice_settings_default_payment_method=None
             )
-            for model in (
-                CustomerBalanceTransaction,
-                InvoiceItem,
-                InvoiceLineItem,
-                PaymentIntent,
-                Invoice,
-                Discount,
-                SubscriptionItem,
-                Subscription,
-                PaymentMethod,
-                Customer,
-                Price,
-                Product,
-                IdempotencyKey,
-                ApiKey,
-            ):
+            for model in emptied:
                 model.objects.filter(account=account).delete()
             account.delete()
-        vacuum(
-            (
-                OrmQ,
-                DueJob,
-                Event,
-                CustomerBalanceTransaction,
-                InvoiceItem,
-                InvoiceLineItem,
-                PaymentIntent,
-                Invoice,
-                Discount,
-                SubscriptionItem,
-                Subscription,
-                PaymentMethod,
-                Customer,
-                IdempotencyKey,
-                Account,
-            )
-        )
+        vacuum((OrmQ, DueJob, Event, *emptied, Account))
 
 
 def _only_dispatches(task: dict, events: set) -> bool:

@@ -361,43 +361,28 @@ class Command(BaseCommand):
             SubscriptionItem,
         )
 
+        # Emptied of the run's rows, in an order the PROTECT foreign keys allow.
+        emptied = (
+            CustomerBalanceTransaction,
+            InvoiceItem,
+            InvoiceLineItem,
+            PaymentIntent,
+            Invoice,
+            Discount,
+            SubscriptionItem,
+            Subscription,
+            PaymentMethod,
+            Customer,
+            TestClock,
+            Price,
+            Product,
+        )
         with transaction.atomic():
             DueJob.objects.filter(account=account).delete()
             Event.objects.filter(account=account).delete()
             Subscription.objects.filter(account=account).update(latest_invoice=None)
             Invoice.objects.filter(account=account).update(payment_intent=None)
-            for model in (
-                CustomerBalanceTransaction,
-                InvoiceItem,
-                InvoiceLineItem,
-                PaymentIntent,
-                Invoice,
-                Discount,
-                SubscriptionItem,
-                Subscription,
-                PaymentMethod,
-                Customer,
-                TestClock,
-                Price,
-                Product,
-            ):
+            for model in emptied:
                 model.objects.filter(account=account).delete()
             account.delete()
-        vacuum(
-            (
-                DueJob,
-                Event,
-                CustomerBalanceTransaction,
-                InvoiceItem,
-                InvoiceLineItem,
-                PaymentIntent,
-                Invoice,
-                Discount,
-                SubscriptionItem,
-                Subscription,
-                PaymentMethod,
-                Customer,
-                TestClock,
-                Account,
-            )
-        )
+        vacuum((DueJob, Event, *emptied, Account))
