@@ -55,25 +55,19 @@ from billing.choices import (
     TestCardBehavior,
     UsageType,
 )
-from billing.management.commands.bench_billing import vacuum
+from billing.management.commands.bench_billing import engine_tables, vacuum
 from billing.models import (
     Account,
     ApiKey,
     Customer,
-    CustomerBalanceTransaction,
-    Discount,
     DueJob,
     Event,
     IdempotencyKey,
     Invoice,
-    InvoiceItem,
-    InvoiceLineItem,
-    PaymentIntent,
     PaymentMethod,
     Price,
     Product,
     Subscription,
-    SubscriptionItem,
 )
 
 SERVER_START_TIMEOUT = 60  # seconds
@@ -549,23 +543,7 @@ class Command(BaseCommand):
         """Remove everything the run made (ordered for the PROTECT foreign keys), the queued
         tasks that would hand its events to subscribers included, then vacuum."""
         events = set(Event.objects.filter(account=account).values_list("id", flat=True))
-        # Emptied of the run's rows, in an order the PROTECT foreign keys allow.
-        emptied = (
-            CustomerBalanceTransaction,
-            InvoiceItem,
-            InvoiceLineItem,
-            PaymentIntent,
-            Invoice,
-            Discount,
-            SubscriptionItem,
-            Subscription,
-            PaymentMethod,
-            Customer,
-            Price,
-            Product,
-            IdempotencyKey,
-            ApiKey,
-        )
+        emptied = (*engine_tables(), Price, Product, IdempotencyKey, ApiKey)
         with transaction.atomic():
             # Written with each create (no worker runs during the benchmark): tasks naming
             # only this run's events, which go now.

@@ -70,6 +70,32 @@ def _copy(obj, **fields):
     return clone
 
 
+def engine_tables() -> tuple:
+    """The engine's models a benchmark account's run fills (besides due jobs and events), in an
+    order the PROTECT foreign keys allow emptying them."""
+    from billing.models import (
+        CustomerBalanceTransaction,
+        Discount,
+        InvoiceItem,
+        PaymentIntent,
+        Subscription,
+        SubscriptionItem,
+    )
+
+    return (
+        CustomerBalanceTransaction,
+        InvoiceItem,
+        InvoiceLineItem,
+        PaymentIntent,
+        Invoice,
+        Discount,
+        SubscriptionItem,
+        Subscription,
+        PaymentMethod,
+        Customer,
+    )
+
+
 def vacuum(models) -> None:
     """On PostgreSQL, VACUUM (ANALYZE) the tables a run wrote to and emptied: without it the
     next run wades through this one's dead rows in every index it touches, and a server with
@@ -352,31 +378,9 @@ class Command(BaseCommand):
 
     def _clean(self, account) -> None:
         """Remove everything the run made (ordered for the PROTECT foreign keys)."""
-        from billing.models import (
-            CustomerBalanceTransaction,
-            Discount,
-            InvoiceItem,
-            PaymentIntent,
-            Subscription,
-            SubscriptionItem,
-        )
+        from billing.models import Subscription
 
-        # Emptied of the run's rows, in an order the PROTECT foreign keys allow.
-        emptied = (
-            CustomerBalanceTransaction,
-            InvoiceItem,
-            InvoiceLineItem,
-            PaymentIntent,
-            Invoice,
-            Discount,
-            SubscriptionItem,
-            Subscription,
-            PaymentMethod,
-            Customer,
-            TestClock,
-            Price,
-            Product,
-        )
+        emptied = (*engine_tables(), TestClock, Price, Product)
         with transaction.atomic():
             DueJob.objects.filter(account=account).delete()
             Event.objects.filter(account=account).delete()
