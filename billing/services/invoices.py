@@ -1066,11 +1066,15 @@ def _confirm(intent: PaymentIntent, *, payment_method, request_id) -> PaymentInt
 
 @transaction.atomic
 def void_invoice(invoice: Invoice, *, request_id=None) -> Invoice:
-    """Open → void: nothing more is owed or collected."""
+    """Open or uncollectible → void: nothing more is owed or collected (Stripe's status
+    transitions: a written-off invoice can still be paid until it is voided)."""
     invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
-    if invoice.status != InvoiceStatus.OPEN:
+    if invoice.status not in (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE):
         raise ValidationError(
-            {"invoice": f"Only open invoices can be voided; this one is {invoice.status}."}
+            {
+                "invoice": "Only open or uncollectible invoices can be voided; "
+                f"this one is {invoice.status}."
+            }
         )
     before = serialize(invoice)
     invoice.status = InvoiceStatus.VOID

@@ -144,7 +144,8 @@ INVOICE_ACTIONS = actions_by_slug(
         ),
         confirm="Void invoice",
         run=_void,
-        available=_is_open,
+        # A written-off invoice can still be paid until it is voided.
+        available=lambda i: i.status in (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE),
         danger=True,
     ),
 )

@@ -639,7 +639,8 @@ def test_void_invoice_voids_open_invoices_and_refuses_paid_ones(admin_client, ac
             (messages.SUCCESS, f"{open_invoice.number}: voided."),
             (
                 messages.ERROR,
-                f"{paid.number}: Only open invoices can be voided; this one is paid.",
+                f"{paid.number}: Only open or uncollectible invoices can be voided; "
+                "this one is paid.",
             ),
         ]
     )

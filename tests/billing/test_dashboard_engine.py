@@ -23,6 +23,7 @@ from billing.models import (
     Subscription,
     TestClock,
 )
+from billing.services import invoices as invoicing
 from billing.services import subscriptions as subs
 from billing.services.customers import add_card, create_customer
 from billing.services.test_clocks import advance_test_clock, create_test_clock
@@ -326,13 +327,31 @@ def test_void_an_open_invoice(member_client, account, clock, price, advance):
     assert not DueJob.objects.filter(target_id=invoice.pk, status="pending").exists()
 
 
+def test_a_written_off_invoice_can_be_paid_or_voided_from_its_page(
+    member_client, account, clock, price, advance
+):
+    # SPEC R-INV-8; Stripe's transitions: uncollectible → paid or void.
+    invoice = failing_renewal(account, clock, price, advance).latest_invoice
+    invoicing.mark_uncollectible(invoice)
+    page = member_client.get(reverse("dashboard:invoice_detail", args=[invoice.pk]))
+    assert [a.slug for a in page.context["actions"]] == ["pay", "void"]
+    response = member_client.post(invoice_action(invoice, "void"), follow=True)
+    assert "Invoice voided." in text(response)
+    invoice.refresh_from_db()
+    assert invoice.status == InvoiceStatus.VOID
+    last = Event.objects.filter(object_id=invoice.pk).order_by("-created", "-id")[:2]
+    assert [event.type for event in last] == ["invoice.updated", "invoice.voided"]
+
+
 def test_voiding_a_paid_invoice_shows_a_named_error_and_changes_nothing(
     member_client, account, clock, price
 ):
     invoice = subscribe(account, clock, price).latest_invoice
     assert invoice.status == InvoiceStatus.PAID
     response = member_client.post(invoice_action(invoice, "void"), follow=True)
-    assert "Invoice: Only open invoices can be voided; this one is paid." in text(response)
+    assert "Invoice: Only open or uncollectible invoices can be voided; this one is paid." in text(
+        response
+    )
     invoice.refresh_from_db()
     assert invoice.status == InvoiceStatus.PAID
     assert "invoice.voided" not in event_types(invoice)
@@ -359,7 +378,9 @@ def test_a_written_off_invoice_can_still_be_charged(member_client, account, cloc
     card.test_behavior = ""  # the customer's bank now accepts it
     card.save()
     page = text(member_client.get(reverse("dashboard:invoice_detail", args=[invoice.pk])))
-    assert "Retry payment now" in page and "Void invoice" not in page
+    # Still payable, or voidable (Stripe's transitions); no longer markable uncollectible.
+    assert "Retry payment now" in page and "Void invoice" in page
+    assert "Mark uncollectible" not in page
 
     response = member_client.post(invoice_action(invoice, "pay"), follow=True)
 

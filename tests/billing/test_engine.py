@@ -727,15 +727,24 @@ def test_a_manual_invoice_without_items_is_refused(account, clock):
     assert "customer" in error.value.message_dict
 
 
-def test_void_and_uncollectible_only_apply_to_open_invoices(account, clock, price):
-    # SPEC R-INV-1, R-INV-8
+def test_an_uncollectible_invoice_can_be_voided_and_nothing_else_leaves_void(account, clock, price):
+    # SPEC R-INV-1, R-INV-8; Stripe's transitions: open → uncollectible → void.
     customer = _customer(account, clock, card="4000000000000002")
     sub = subs.create_subscription(customer, items=[{"price": price}])
     invoice = invoicing.mark_uncollectible(sub.latest_invoice)
     assert invoice.status == InvoiceStatus.UNCOLLECTIBLE
     assert not DueJob.objects.filter(target_id=invoice.pk, status="pending").exists()
-    with pytest.raises(ValidationError):
-        invoicing.void_invoice(invoice)
+    invoice = invoicing.void_invoice(invoice)
+    assert invoice.status == InvoiceStatus.VOID
+    assert invoice.voided_at is not None
+    assert list(
+        Event.objects.filter(object_id=invoice.pk)
+        .order_by("created", "id")
+        .values_list("type", flat=True)
+    )[-2:] == ["invoice.voided", "invoice.updated"]
+    for verb in (invoicing.void_invoice, invoicing.mark_uncollectible, invoicing.pay_invoice):
+        with pytest.raises(ValidationError):
+            verb(invoice)
 
 
 def test_invoice_numbers_are_sequential_per_account(account, clock, price):
