@@ -248,6 +248,13 @@ class Prepared:
         return _instances(plan, rows)
 
 
+def run(read: tuple):
+    """Run a read `(prepared, method, args)`: `prepared.<method>(*args)`. Code that offers its
+    query for `ahead` runs it through the same read, so that the two ask the same thing."""
+    prepared, method, args = read
+    return getattr(prepared, method)(*args)
+
+
 @contextlib.contextmanager
 def ahead(*reads: tuple[Prepared, str, tuple]):
     """Run the reads `(prepared, "all" | "first" | "get", args)` now, together, and keep their

@@ -17,7 +17,7 @@ from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
-from billing import events, ids
+from billing import events, ids, prepared
 from billing.api import idempotency
 from billing.api.auth import authenticate, check_rate_limit
 from billing.api.errors import ApiError, from_validation_error, internal, invalid, not_found
@@ -90,8 +90,8 @@ def get_or_404(
     elif queryset is not None:
         obj = queryset.filter(pk=object_id).first()
     else:
-        lookup = lookup if lookup is not None else scoped_lookup(model)
-        obj = lookup.first(ctx.account.pk, ctx.livemode, object_id)
+        (read,) = lookup_read(ctx, lookup or scoped_lookup(model), object_id)
+        obj = prepared.run(read)
     if obj is None:
         raise not_found(label, object_id, param=param)
     return obj

@@ -10,7 +10,7 @@ from datetime import timedelta
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from billing import batching, events, money, timeline
+from billing import batching, events, money, prepared, timeline
 from billing.choices import (
     AccountType,
     AfterRetriesInvoice,
@@ -76,7 +76,7 @@ def recovery_settings(account, livemode: bool) -> RecoverySettings:
     account_id = getattr(account, "pk", account)
 
     def read():
-        found = _RECOVERY_SETTINGS.first(account_id, livemode)
+        found = prepared.run(recovery_settings_read(account_id, livemode))
         return found or RecoverySettings(account_id=account_id, livemode=livemode)
 
     return batching.cached(("recovery_settings", account_id, livemode), read)
@@ -114,7 +114,7 @@ def _discounts_of(customer) -> list:
     cache = getattr(customer, "_prefetched_objects_cache", {})
     if manager.field.remote_field.cache_name in cache or not isinstance(customer.pk, str):
         return list(_related(manager, "coupon"))
-    rows = _CUSTOMER_DISCOUNTS.all(customer.pk)
+    rows = prepared.run(customer_discounts_read(customer.pk))
     for row in rows:
         manager.field.set_cached_value(row, customer)
     return rows

@@ -45,6 +45,12 @@ def _is_open(invoice) -> bool:
     return invoice.status == InvoiceStatus.OPEN
 
 
+def _open_or_written_off(invoice) -> bool:
+    """Still payable, or voidable: a written-off invoice can be collected (its subscription
+    stays as it is) until it is voided, as in Stripe."""
+    return invoice.status in (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE)
+
+
 def _amount(invoice) -> str:
     return format_amount(invoice.amount_remaining, invoice.currency)
 
@@ -118,8 +124,7 @@ INVOICE_ACTIONS = actions_by_slug(
         ),
         confirm="Charge now",
         run=_pay,
-        # A written-off invoice can still be collected (its subscription stays as it is).
-        available=lambda i: i.status in (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE),
+        available=_open_or_written_off,
     ),
     Action(
         slug="mark-uncollectible",
@@ -144,8 +149,7 @@ INVOICE_ACTIONS = actions_by_slug(
         ),
         confirm="Void invoice",
         run=_void,
-        # A written-off invoice can still be paid until it is voided.
-        available=lambda i: i.status in (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE),
+        available=_open_or_written_off,
         danger=True,
     ),
 )

@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from django.db.models import Q
 
-from billing import aftercommit, batching, clocks
+from billing import aftercommit, batching, clocks, prepared
 from billing.models import (
     Account,
     DueJob,
@@ -60,7 +60,7 @@ def endpoints_for(account_id: str, livemode: bool) -> list[WebhookEndpoint]:
     """`endpoints_query`, read once per batch (every event of a renewal crowd asks)."""
     return batching.cached(
         ("webhook_endpoints", account_id, bool(livemode)),
-        lambda: _ENDPOINTS.all(account_id, bool(livemode)),
+        lambda: prepared.run(endpoints_read(account_id, livemode)),
     )
 
 
