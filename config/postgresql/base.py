@@ -1,5 +1,5 @@
-"""Django's PostgreSQL backend, without pattern indexes on keys, batching within PostgreSQL's
-limit of bound parameters, and a health check that costs no round trip on a busy connection.
+"""Django's PostgreSQL backend, without pattern indexes on keys, within PostgreSQL's limit of
+bound parameters, and a health check that costs no round trip on a busy connection.
 
 For every indexed text column Django adds a second index with `varchar_pattern_ops`, so that
 `LIKE 'prefix%'` can use an index under any collation. Our keys and foreign keys are
@@ -15,7 +15,7 @@ import time
 from django.db.backends.postgresql import base
 from django.db.backends.postgresql.operations import DatabaseOperations as _Operations
 from django.db.backends.postgresql.schema import DatabaseSchemaEditor as _SchemaEditor
-from psycopg import pq
+from psycopg import ClientCursor, pq
 
 # PostgreSQL takes at most this many bound parameters in one statement.
 MAX_PARAMETERS = 65_535
@@ -42,9 +42,29 @@ class DatabaseOperations(_Operations):
         return max(1, min(len(objs), MAX_PARAMETERS // max(len(fields), 1)))
 
 
+class ServerBindingCursor(base.ServerBindingCursor):
+    """Values bound apart from the SQL, but for a statement with more values than PostgreSQL
+    binds: those are written into the SQL, as client-side binding does. Batches are cut to fit
+    (`bulk_batch_size`), but Django joins some back together — a delete's `SET NULL` updates
+    are one `UPDATE … WHERE fk IN (batch) OR fk IN (batch) …` — and an `__in` lookup over a
+    long list is never cut."""
+
+    def execute(self, query, params=None, **kwargs):
+        if params is not None and len(params) > MAX_PARAMETERS:
+            query = ClientCursor(self.connection).mogrify(query, params)
+            params = None
+        return super().execute(query, params, **kwargs)
+
+
 class DatabaseWrapper(base.DatabaseWrapper):
     SchemaEditorClass = DatabaseSchemaEditor
     ops_class = DatabaseOperations
+
+    def get_connection_params(self):
+        params = super().get_connection_params()
+        if params.get("cursor_factory") is base.ServerBindingCursor:
+            params["cursor_factory"] = ServerBindingCursor
+        return params
 
     # A connection checked (used by a request) this recently is trusted on its socket's word.
     RECENTLY_CHECKED = 1.0  # seconds

@@ -13,7 +13,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from billing import batching, events
-from billing.models import Account, WebhookDelivery, WebhookEndpoint
+from billing.models import Account, Customer, PaymentMethod, WebhookDelivery, WebhookEndpoint
 from billing.services.webhooks import delete_webhook_endpoint
 from tests import factories
 
@@ -96,6 +96,48 @@ def test_deleting_an_endpoint_with_more_deliveries_than_a_statement_takes(accoun
     )
     delete_webhook_endpoint(endpoint)
     assert not WebhookDelivery.objects.filter(endpoint_id=endpoint.pk).exists()
+
+
+@pytest.mark.django_db
+def test_a_lookup_over_more_values_than_postgresql_binds_has_them_written_into_the_sql():
+    ids = [f"cus_{n}" for n in range(70_000)]
+    assert Customer.objects.filter(pk__in=ids).count() == 0
+    # Values written into the SQL keep their meaning: quotes, percent signs.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT %s || '%%' || %s FROM generate_series(1, 1) WHERE 1 <> ALL(ARRAY["
+            + ",".join(["%s"] * 70_000)
+            + "]::int[])",
+            ["it's", "100%", *range(2, 70_002)],
+        )
+        assert cursor.fetchone() == ("it's%100%",)
+
+
+@pytest.mark.django_db
+def test_deleting_more_rows_than_postgresql_binds_clears_their_set_null_references(account):
+    # Django cuts the delete into batches that fit, then joins the SET NULL updates of every
+    # batch into one statement: `… WHERE pm IN (batch 1) OR pm IN (batch 2)`, 66,000 values.
+    customer = factories.make_customer(account)
+    batching.bulk_insert(
+        PaymentMethod,
+        [
+            PaymentMethod(
+                account=account,
+                livemode=False,
+                customer=customer,
+                card_last4="4242",
+                card_exp_month=12,
+                card_exp_year=2040,
+            )
+            for _ in range(66_000)
+        ],
+    )
+    first = PaymentMethod.objects.filter(customer=customer).first()
+    Customer.objects.filter(pk=customer.pk).update(invoice_settings_default_payment_method=first)
+    PaymentMethod.objects.filter(customer=customer).delete()
+    customer.refresh_from_db()
+    assert customer.invoice_settings_default_payment_method_id is None
+    assert not PaymentMethod.objects.filter(customer=customer).exists()
 
 
 def _counting_cursors(raw) -> list:
