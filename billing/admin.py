@@ -544,8 +544,16 @@ class AccountAdmin(BillingAdmin):
         # disconnect/reconnect (or the actions below) do it, with its events.
         ("Connection", {"fields": ("deauthorized_at",)}),
         ("Defaults", {"fields": ("default_currency", "timezone")}),
-        # The last invoice number given in each mode: only finalization moves these counters.
-        ("Invoice numbering", {"fields": ("invoice_sequence_test", "invoice_sequence_live")}),
+        # The scheme applies to invoices finalized from now on. The last number given across
+        # the account in each mode: only finalization moves these counters.
+        (
+            "Invoice numbering",
+            {
+                "fields": ("invoice_numbering", "invoice_sequence_test", "invoice_sequence_live"),
+                "description": "Blank: the default of the account's country (across the account "
+                "in the EU and the UK, for each customer elsewhere).",
+            },
+        ),
         (
             "Branding",
             {
@@ -702,8 +710,17 @@ class CustomerAdmin(ModeScopedAdmin):
     search_help_text = "Customer id, email or name"
     autocomplete_fields = ("account",)
     raw_id_fields = ("invoice_settings_default_payment_method", "test_clock")
-    # The balance moves only through balance transactions; deletion only through the API.
-    readonly_fields = ("id", "created", "balance", "deleted_at")
+    # The balance moves only through balance transactions; deletion only through the API; the
+    # invoice prefix and sequence through the API or the dashboard, which check that no number
+    # already given can be given again.
+    readonly_fields = (
+        "id",
+        "created",
+        "balance",
+        "deleted_at",
+        "invoice_prefix",
+        "next_invoice_sequence",
+    )
     inlines = (PaymentMethodInline,)
 
 

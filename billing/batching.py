@@ -99,7 +99,12 @@ def atomic(fn):
 
 @functools.cache
 def _locking(model: type, related: tuple) -> Prepared:
-    """`lock`'s query for one model and its `related`, compiled once (billing/prepared.py)."""
+    """`lock`'s query for one model and its `related`, compiled once (billing/prepared.py).
+
+    No `related`, no join: `select_related()` without names follows every non-null foreign key,
+    and `FOR UPDATE` then locks the rows joined too (a customer's lock took its account's)."""
+    if not related:
+        return Prepared(lambda pk: model.objects.select_for_update().filter(pk=pk))
     return Prepared(
         lambda pk: model.objects.select_for_update().select_related(*related).filter(pk=pk)
     )

@@ -15,6 +15,14 @@ class AccountType(models.TextChoices):
     CONNECTED = "connected", "Connected"
 
 
+class InvoiceNumbering(models.TextChoices):
+    """How invoices are numbered (Stripe's two schemes). The full number is unique in the
+    account either way."""
+
+    ACCOUNT = "account", "Sequentially across the account"
+    CUSTOMER = "customer", "Sequentially for each customer"
+
+
 class PaymentMethodType(models.TextChoices):
     CARD = "card", "Card"
 

@@ -12,6 +12,7 @@ from billing.choices import (
     AfterRetriesInvoice,
     AfterRetriesSubscription,
     CollectionMethod,
+    InvoiceNumbering,
     InvoiceStatus,
     RetryMode,
     SubscriptionStatus,
@@ -220,6 +221,13 @@ class AccountSettingsForm(forms.ModelForm):
         error_messages={"invalid": "Enter a colour as #RRGGBB."},
         widget=forms.TextInput(attrs={"type": "color"}),
     )
+    invoice_numbering = forms.ChoiceField(
+        label="Invoice numbering",
+        choices=InvoiceNumbering.choices,
+        help_text="For invoices finalized from now on. Across the account: one prefix and one "
+        "unbroken sequence (the EU's and the UK's rule); for each customer: the customer's "
+        "own prefix and sequence, which does not tell customers how many invoices you send.",
+    )
 
     class Meta:
         model = Account
@@ -230,6 +238,7 @@ class AccountSettingsForm(forms.ModelForm):
             "branding_display_name",
             "branding_logo_url",
             "branding_primary_color",
+            "invoice_numbering",
         ]
         labels = {
             "name": "Account name",
@@ -240,6 +249,8 @@ class AccountSettingsForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["timezone"].choices = [(tz, tz) for tz in known_timezones()]
+        # Never chosen yet: the country's default, shown as the choice in force.
+        self.initial["invoice_numbering"] = self.instance.invoice_numbering_in_force
 
     def clean_timezone(self):
         value = self.cleaned_data["timezone"]

@@ -195,6 +195,7 @@ def serialize_customer(customer: Customer) -> dict:
         "description": blank_to_none(customer.description),
         "discount": serialize_discount(discount) if discount else None,
         "email": blank_to_none(customer.email),
+        "invoice_prefix": customer.invoice_prefix,
         "invoice_settings": {
             "custom_fields": None,
             "default_payment_method": customer.invoice_settings_default_payment_method_id,
@@ -204,6 +205,7 @@ def serialize_customer(customer: Customer) -> dict:
         "livemode": customer.livemode,
         "metadata": json_copy(customer.metadata),
         "name": blank_to_none(customer.name),
+        "next_invoice_sequence": customer.next_invoice_sequence,
         "phone": blank_to_none(customer.phone),
         "preferred_locales": json_copy(customer.preferred_locales),
         "shipping": None,

@@ -6,7 +6,7 @@ from billing.api.base import ApiView, checked_metadata, get_or_404, scoped
 from billing.api.params import Array, Enum, Hash, Integer, Metadata, Schema, String
 from billing.gateway import TEST_TOKENS
 from billing.models import Customer, CustomerBalanceTransaction, PaymentMethod
-from billing.services.customers import MAX_BALANCE
+from billing.services.customers import MAX_BALANCE, MAX_INVOICE_SEQUENCE
 
 ADDRESS = Hash(
     {
@@ -26,6 +26,9 @@ CUSTOMER_FIELDS = {
     "invoice_settings": Hash({"default_payment_method": String(max_length=255)}),
     # Changing it records a balance transaction (`initial` at creation, else `adjustment`).
     "balance": Integer(min_value=-MAX_BALANCE, max_value=MAX_BALANCE),
+    # Its invoice numbers when the account numbers invoices for each customer.
+    "invoice_prefix": String(max_length=12),
+    "next_invoice_sequence": Integer(min_value=1, max_value=MAX_INVOICE_SEQUENCE),
 }
 
 DEFAULT_PM_PARAM = "invoice_settings[default_payment_method]"

@@ -8,10 +8,31 @@ from django.db import models
 from django.db.models import Q
 from django.utils.timezone import now
 
-from billing.choices import AccountType, Role
+from billing.choices import AccountType, InvoiceNumbering, Role
 from billing.ids import ALPHABET
 from billing.models.base import id_field, metadata_field
 from billing.validators import validate_currency
+
+# Where Stripe numbers invoices across the account by default (the EU's and the UK's invoicing
+# rules ask for one unbroken sequence); elsewhere each customer has its own sequence, which does
+# not tell customers how many invoices the account sends.
+# fmt: off
+ACCOUNT_NUMBERING_COUNTRIES = frozenset({
+    "AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GB", "GR", "HR",
+    "HU", "IE", "IT", "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK",
+})
+# fmt: on
+
+
+def default_invoice_numbering(country: str) -> str:
+    if (country or "").upper() in ACCOUNT_NUMBERING_COUNTRIES:
+        return InvoiceNumbering.ACCOUNT
+    return InvoiceNumbering.CUSTOMER
+
+
+def account_invoice_prefix(account_id: str) -> str:
+    """The prefix of the account's own sequence: the end of its id, in capitals."""
+    return account_id.split("_", 1)[1][-8:].upper()
 
 
 class Account(models.Model):
@@ -39,7 +60,13 @@ class Account(models.Model):
     branding_display_name = models.CharField(max_length=200, blank=True)
     branding_logo_url = models.URLField(blank=True)
     branding_primary_color = models.CharField(max_length=7, default="#4f46e5")
-    # The last invoice number given in each mode (invoice numbers are sequential per mode).
+    # Numbering across the account (one sequence per mode, the account's prefix) or for each
+    # customer (the customer's prefix and `next_invoice_sequence`). Blank: the default of the
+    # account's country, as Stripe chooses it (`invoice_numbering_in_force`).
+    invoice_numbering = models.CharField(
+        max_length=8, choices=InvoiceNumbering.choices, blank=True, default=""
+    )
+    # The last invoice number given in each mode across the account.
     invoice_sequence_test = models.PositiveIntegerField(default=0, editable=False)
     invoice_sequence_live = models.PositiveIntegerField(default=0, editable=False)
     # When a connected account disconnected from its platform (SPEC R-CON-7); None while
@@ -72,6 +99,15 @@ class Account(models.Model):
     @property
     def display_name(self) -> str:
         return self.branding_display_name or self.name
+
+    @property
+    def invoice_numbering_in_force(self) -> str:
+        return self.invoice_numbering or default_invoice_numbering(self.country)
+
+    @property
+    def invoice_prefix(self) -> str:
+        """The prefix of invoice numbers given across the account."""
+        return account_invoice_prefix(self.pk)
 
     @property
     def is_connected_account(self) -> bool:

@@ -1,5 +1,8 @@
 """Customers, their payment methods and their balance history."""
 
+import re
+import secrets
+
 from django.db import models
 from django.db.models import Q
 
@@ -11,6 +14,24 @@ from billing.choices import (
 )
 from billing.models.base import ModeScoped, id_field, metadata_field
 from billing.validators import validate_currency
+
+INVOICE_PREFIX_CHARS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+# Stripe's rule for a customer's prefix: 3 to 12 capital letters or digits.
+INVOICE_PREFIX = re.compile(r"[A-Z0-9]{3,12}")
+
+
+def new_invoice_prefix() -> str:
+    """A random prefix for a new customer's invoice numbers, as Stripe makes them: 8
+    characters, 36^8 of them, so that a clash within an account is rare (and checked)."""
+    return "".join(secrets.choice(INVOICE_PREFIX_CHARS) for _ in range(8))
+
+
+def new_invoice_prefixes(count: int) -> list[str]:
+    """`count` different random prefixes, for customers made in bulk (a new account's)."""
+    prefixes = set()
+    while len(prefixes) < count:
+        prefixes.add(new_invoice_prefix())
+    return list(prefixes)
 
 
 class Customer(ModeScoped):
@@ -48,6 +69,9 @@ class Customer(ModeScoped):
         related_name="customers",
     )
     deleted_at = models.DateTimeField(null=True, blank=True)
+    # Its invoice numbers when the account numbers invoices for each customer: PREFIX-0001…
+    invoice_prefix = models.CharField(max_length=12, default=new_invoice_prefix)
+    next_invoice_sequence = models.PositiveIntegerField(default=1)
     metadata = metadata_field()
 
     class Meta:
@@ -59,6 +83,14 @@ class Customer(ModeScoped):
             models.CheckConstraint(
                 name="customer_test_clock_test_mode",
                 condition=Q(test_clock__isnull=True) | Q(livemode=False),
+            ),
+            # Two customers with one prefix would be given the same invoice numbers.
+            models.UniqueConstraint(
+                fields=["account", "invoice_prefix"], name="customer_invoice_prefix_unique"
+            ),
+            models.CheckConstraint(
+                name="customer_next_invoice_sequence_positive",
+                condition=Q(next_invoice_sequence__gte=1),
             ),
         ]
 

@@ -23,6 +23,8 @@ ACCOUNT_SETTINGS_FIELDS = frozenset(
         "branding_display_name",
         "branding_logo_url",
         "branding_primary_color",
+        # For invoices finalized from now on (`Account.invoice_numbering`).
+        "invoice_numbering",
         # Replaced whole: the API merges Stripe's metadata update before passing it on.
         "metadata",
     }
@@ -90,7 +92,8 @@ def revoke_api_key(key: ApiKey, *, at) -> ApiKey:
 
 @transaction.atomic
 def update_account_settings(account: Account, **fields) -> Account:
-    """Change the account's settings (name, currency, time zone, branding) all or nothing.
+    """Change the account's settings (name, currency, time zone, branding, invoice numbering)
+    all or nothing.
 
     Emits `account.updated` (SPEC R-EVT-1) when anything Stripe shows actually changed.
     """

@@ -20,10 +20,13 @@ from billing.models import (
     Account,
     Customer,
     CustomerBalanceTransaction,
+    Invoice,
     PaymentMethod,
     Subscription,
     TestClock,
 )
+from billing.models.accounts import account_invoice_prefix
+from billing.models.customers import INVOICE_PREFIX, new_invoice_prefix
 from billing.serializers import serialize
 from billing.services.accounts import changed_attributes, validate_timezone
 from billing.validators import validate_metadata
@@ -44,8 +47,13 @@ CUSTOMER_UPDATE_FIELDS = frozenset(
         "invoice_settings_default_payment_method",
         "default_source",
         "balance",
+        "invoice_prefix",
+        "next_invoice_sequence",
     }
 )
+
+# Stripe's ceiling for an invoice sequence.
+MAX_INVOICE_SEQUENCE = 1_000_000_000
 
 # Stripe's amounts are 64-bit; a balance beyond this is never a real one.
 MAX_BALANCE = 10**12
@@ -98,6 +106,9 @@ class _Errors:
             else:
                 self.by_param.setdefault(param, []).extend(error.error_list)
             return None
+
+    def add(self, param: str, message: str, code: str | None = None) -> None:
+        self.by_param.setdefault(param, []).append(ValidationError(message, code=code))
 
     def raise_any(self) -> None:
         if self.by_param:
@@ -196,6 +207,72 @@ def _merged_metadata(current: dict, update) -> dict:
     return merged
 
 
+def _clean_invoice_prefix(value) -> str:
+    if not isinstance(value, str) or not INVOICE_PREFIX.fullmatch(value):
+        raise ValidationError(
+            "Must be 3 to 12 capital letters or digits (A-Z, 0-9).", code="invalid_invoice_prefix"
+        )
+    return value
+
+
+def _clean_invoice_sequence(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError("Must be a whole number.", code="invalid")
+    if not 1 <= value <= MAX_INVOICE_SEQUENCE:
+        raise ValidationError(f"Must be between 1 and {MAX_INVOICE_SEQUENCE}.", code="invalid")
+    return value
+
+
+def _check_numbering(account_id: str, customer_id, prefix: str, sequence: int, errors) -> None:
+    """That invoices numbered `prefix`-`sequence` onwards can never take a number already given:
+    the prefix is not the account's own, nor another customer's (now or on an invoice), and
+    `sequence` is past every number this customer's invoices took with it."""
+    if prefix == account_invoice_prefix(account_id):
+        errors.add(
+            "invoice_prefix", "This prefix numbers the account's own invoices.", "prefix_taken"
+        )
+        return
+    if (
+        Customer.objects.filter(account_id=account_id, invoice_prefix=prefix)
+        .exclude(pk=customer_id)
+        .exists()
+    ):
+        errors.add("invoice_prefix", "Another customer has this prefix.", "prefix_taken")
+        return
+    last = 0
+    for owner, number in Invoice.objects.filter(
+        account_id=account_id, number__startswith=f"{prefix}-"
+    ).values_list("customer_id", "number"):
+        suffix = number[len(prefix) + 1 :]
+        if not suffix.isdigit():
+            continue
+        if owner != customer_id:
+            errors.add(
+                "invoice_prefix",
+                f"Another customer's invoices were numbered with this prefix ({number}).",
+                "prefix_taken",
+            )
+            return
+        last = max(last, int(suffix))
+    if sequence <= last:
+        errors.add(
+            "next_invoice_sequence",
+            f"Must be greater than {last}: invoice {prefix}-{last:04d} has that number.",
+            "invoice_sequence_used",
+        )
+
+
+def _free_invoice_prefix(account_id: str) -> str:
+    """A random prefix no customer of the account has (a clash is rare, but would give two
+    customers the same invoice numbers)."""
+    while True:
+        prefix = new_invoice_prefix()
+        if prefix != account_invoice_prefix(account_id) and not (
+            Customer.objects.filter(account_id=account_id, invoice_prefix=prefix).exists()
+        ):
+            return prefix
+
+
 # Cleaners of the customer fields both create and update accept.
 CUSTOMER_CLEANERS: dict[str, Callable] = {
     "email": _clean_email,
@@ -206,6 +283,8 @@ CUSTOMER_CLEANERS: dict[str, Callable] = {
     "timezone": _clean_timezone,
     "preferred_locales": _clean_locales,
     "default_source": _string(max_length=Customer._meta.get_field("default_source").max_length),
+    "invoice_prefix": _clean_invoice_prefix,
+    "next_invoice_sequence": _clean_invoice_sequence,
 }
 
 
@@ -270,12 +349,15 @@ def create_customer(
     test_clock: TestClock | str | None = None,
     preferred_locales: list[str] | None = None,
     balance: int = 0,
+    invoice_prefix: str | None = None,
+    next_invoice_sequence: int = 1,
     request_id: str | None = None,
 ) -> Customer:
     """A new customer; emits `customer.created` at the time of its clock (SPEC R-CORE-4).
 
     A non-zero `balance` (negative: credit, positive: owed) is recorded as Stripe records it,
-    by a balance transaction of type `initial`, in the account's default currency."""
+    by a balance transaction of type `initial`, in the account's default currency. Without an
+    `invoice_prefix` the customer gets a random one of its own."""
     livemode = bool(livemode)
     errors = _Errors()
     raw = {
@@ -297,9 +379,23 @@ def create_customer(
             test_clock,
         )
     balance = errors.clean("balance", _clean_balance, balance)
+    sequence = errors.clean("next_invoice_sequence", _clean_invoice_sequence, next_invoice_sequence)
+    if invoice_prefix is not None:
+        prefix = errors.clean("invoice_prefix", _clean_invoice_prefix, invoice_prefix)
+        if prefix and sequence:
+            _check_numbering(account.pk, None, prefix, sequence, errors)
     errors.raise_any()
+    if invoice_prefix is None:
+        prefix = _free_invoice_prefix(account.pk)
 
-    customer = Customer(account=account, livemode=livemode, test_clock=clock, **values)
+    customer = Customer(
+        account=account,
+        livemode=livemode,
+        test_clock=clock,
+        invoice_prefix=prefix,
+        next_invoice_sequence=sequence,
+        **values,
+    )
     customer.created = now_for(customer)
     if balance:
         customer.balance = balance
@@ -388,6 +484,11 @@ def update_customer(customer: Customer, *, request_id: str | None = None, **fiel
         else:
             values[field] = errors.clean(field, CUSTOMER_CLEANERS[field], value)
     errors.raise_any()
+    prefix = values.get("invoice_prefix", locked.invoice_prefix)
+    sequence = values.get("next_invoice_sequence", locked.next_invoice_sequence)
+    if (prefix, sequence) != (locked.invoice_prefix, locked.next_invoice_sequence):
+        _check_numbering(locked.account_id, locked.pk, prefix, sequence, errors)
+        errors.raise_any()
 
     before = serialize(locked)
     changed = []

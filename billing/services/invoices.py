@@ -19,6 +19,7 @@ from billing.choices import (
     BalanceTransactionType,
     BillingReason,
     CollectionMethod,
+    InvoiceNumbering,
     InvoiceStatus,
     LineItemType,
     PaymentIntentStatus,
@@ -40,6 +41,7 @@ from billing.models import (
     RecoverySettings,
     Subscription,
 )
+from billing.models.accounts import account_invoice_prefix
 from billing.prepared import Prepared
 from billing.serializers import _related, serialize
 from billing.services import connect
@@ -601,13 +603,42 @@ def schedule_finalization(invoice: Invoice) -> None:
 # --- finalizing ---------------------------------------------------------------------------
 
 
+_NUMBERING = Prepared(
+    lambda account_id: Account.objects.only("invoice_numbering", "country").filter(pk=account_id)
+)
+
+
+def invoice_numbering_read(account_id: str) -> tuple:
+    """`invoice_numbering`'s query as a read for `prepared.ahead`."""
+    return (_NUMBERING, "first", (account_id,))
+
+
+def invoice_numbering(account_id: str) -> str:
+    """How the account numbers invoices now (`Account.invoice_numbering_in_force`); read once
+    per batch."""
+
+    def read():
+        return prepared.run(invoice_numbering_read(account_id)).invoice_numbering_in_force
+
+    return batching.cached(("invoice_numbering", account_id), read)
+
+
 def _next_number(invoice: Invoice) -> str:
-    """Sequential per account and mode (PREFIX-0001). The counter is bumped with an UPDATE, which
-    locks the account row until commit, so two finalizations never share a number."""
+    """The invoice's number, PREFIX-0001, in one of Stripe's two schemes.
+
+    For each customer: the customer's prefix and `next_invoice_sequence`, on the customer's
+    row, which finalizing locks anyway (its balance). Across the account: the account's prefix
+    and its counter for the mode, bumped under a row lock held until commit, so every other
+    finalization of the account waits for this one's transaction."""
+    if invoice_numbering(invoice.account_id) == InvoiceNumbering.CUSTOMER:
+        customer = batching.lock(Customer, invoice.customer_id)
+        sequence = customer.next_invoice_sequence
+        customer.next_invoice_sequence = sequence + 1
+        batching.save(customer, update_fields=["next_invoice_sequence"])
+        return f"{customer.invoice_prefix}-{sequence:04d}"
     field = "invoice_sequence_live" if invoice.livemode else "invoice_sequence_test"
     sequence = batching.next_in_sequence(Account, invoice.account_id, field)
-    prefix = invoice.account_id.split("_", 1)[1][-8:].upper()
-    return f"{prefix}-{sequence:04d}"
+    return f"{account_invoice_prefix(invoice.account_id)}-{sequence:04d}"
 
 
 def _apply_customer_balance(invoice: Invoice, now) -> None:

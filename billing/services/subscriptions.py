@@ -430,6 +430,7 @@ def create_subscription_reads(account_id: str, livemode: bool, customer_id: str)
         routing.endpoints_read(account_id, livemode),
         invoicing.recovery_settings_read(account_id, livemode),
         invoicing.customer_discounts_read(customer_id),
+        invoicing.invoice_numbering_read(account_id),
     ]
 
 

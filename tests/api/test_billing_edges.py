@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 import pytest
 from django.db import connection
 
-from billing.models import Event, Invoice, Subscription, TestClock
+from billing.models import Account, Event, Invoice, Subscription, TestClock
 from tests import factories
 from tests.api.conftest import basic_auth
 from tests.api.test_errors import garbage_bodies
@@ -389,18 +389,27 @@ def test_a_subscription_create_names_a_missing_customer_or_price_and_writes_noth
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_subscription_create_asks_the_database_in_four_round_trips(api, paying_customer, price):
+@pytest.mark.parametrize("numbering", ["customer", "account"])
+def test_a_subscription_create_asks_the_database_in_three_or_four_round_trips(
+    api, account, paying_customer, price, numbering
+):
     """Besides BEGIN and COMMIT: the key; the customer (locked), its prices, webhook endpoints,
-    discounts and recovery settings together; the invoice-number counter; the writes (with the
-    events' task). It was 11 before reads went ahead and the create's savepoint went away."""
+    discounts, recovery settings and the account's invoice numbering together; with numbering
+    across the account, the account's counter; the writes (with the events' task). It was 11
+    before reads went ahead and the create's savepoint went away. Numbered for each customer,
+    the invoice takes the locked customer's sequence: no round trip, no account-wide lock."""
     if connection.vendor != "postgresql":
         pytest.skip("pipelines are PostgreSQL's")
+    Account.objects.filter(pk=account.pk).update(invoice_numbering=numbering)
     trips = []
+    pipelines = []
 
     def record(execute, sql, params, many, context):
-        if connection.connection._pipeline is None:
+        pipeline = connection.connection._pipeline
+        if pipeline is None:
             trips.append(sql)
-        elif not trips or not isinstance(trips[-1], list):
+        elif not pipelines or pipelines[-1] is not pipeline or isinstance(trips[-1], str):
+            pipelines.append(pipeline)
             trips.append([sql])
         else:
             trips[-1].append(sql)
@@ -416,7 +425,11 @@ def test_a_subscription_create_asks_the_database_in_four_round_trips(api, paying
     assert created["status"] == "active"
     # (What follows the writes ran after the commit: the events' subscribers, run inline in
     # tests.)
-    key, reads, counter, writes = trips[:4]
+    if numbering == "customer":
+        key, reads, writes = trips[:3]
+    else:
+        key, reads, counter, writes = trips[:4]
+        assert "billing_account" in counter and "FOR NO KEY UPDATE" in counter
     assert "billing_apikey" in key
     assert [sql.split(" FROM ")[1].split()[0] for sql in reads] == [
         '"billing_customer"',
@@ -424,7 +437,14 @@ def test_a_subscription_create_asks_the_database_in_four_round_trips(api, paying
         '"billing_webhookendpoint"',
         '"billing_recoverysettings"',
         '"billing_discount"',
+        '"billing_account"',
     ]
     assert "FOR NO KEY UPDATE" in reads[0]
-    assert "billing_account" in counter and "FOR NO KEY UPDATE" in counter
+    assert "FOR " not in reads[-1]
     assert any("billing_subscription" in sql for sql in writes)
+    invoice = Invoice.objects.get(pk=created["latest_invoice"])
+    if numbering == "customer":
+        assert any("UPDATE" in sql and "billing_customer" in sql for sql in writes)
+        assert invoice.number.startswith(invoice.customer.invoice_prefix + "-")
+    else:
+        assert invoice.number.startswith(account.invoice_prefix + "-")

@@ -145,6 +145,55 @@ def test_set_and_unset_the_default_payment_method(sdk):
     assert cleared.invoice_settings.default_payment_method is None
 
 
+def test_a_customers_invoice_prefix_and_sequence_number_its_invoices(sdk, account):
+    """SPEC R-INV-3: numbered for each customer (the default for a US account), an invoice
+    takes the customer's prefix and sequence."""
+    customer = sdk.v1.customers.create(
+        params={
+            "email": "jenny@example.com",
+            "invoice_prefix": "JENNY",
+            "payment_method": "pm_card_visa",
+            "invoice_settings": {"default_payment_method": "pm_card_visa"},
+        }
+    )
+    assert (customer.invoice_prefix, customer.next_invoice_sequence) == ("JENNY", 1)
+    updated = sdk.v1.customers.update(customer.id, params={"next_invoice_sequence": 41})
+    assert updated.next_invoice_sequence == 41
+    price = factories.make_price(account, unit_amount=1000)
+    subscription = sdk.v1.subscriptions.create(
+        params={
+            "customer": customer.id,
+            "items": [{"price": price.id}],
+            "expand": ["latest_invoice"],
+        }
+    )
+    assert subscription.latest_invoice.number == "JENNY-0041"
+    assert sdk.v1.customers.retrieve(customer.id).next_invoice_sequence == 42
+    # A random prefix of its own when none is given.
+    other = sdk.v1.customers.create(params={"email": "other@example.com"})
+    assert len(other.invoice_prefix) == 8 and other.invoice_prefix != "JENNY"
+
+
+@pytest.mark.parametrize(
+    ("params", "param", "fragment"),
+    [
+        ({"invoice_prefix": "ab"}, "invoice_prefix", "3 to 12 capital letters"),
+        ({"invoice_prefix": "TOOLONGPREFIX1"}, "invoice_prefix", "12"),
+        ({"invoice_prefix": "TAKEN"}, "invoice_prefix", "Another customer"),
+        ({"next_invoice_sequence": "0"}, "next_invoice_sequence", ""),
+        ({"next_invoice_sequence": "many"}, "next_invoice_sequence", ""),
+    ],
+)
+def test_a_bad_invoice_prefix_or_sequence_names_the_parameter(sdk, params, param, fragment):
+    sdk.v1.customers.create(params={"invoice_prefix": "TAKEN"})
+    with pytest.raises(stripe.InvalidRequestError) as raised:
+        sdk.v1.customers.create(params={"email": "new@example.com", **params})
+    assert raised.value.http_status == 400
+    assert raised.value.param == param
+    assert fragment in raised.value.user_message
+    assert Customer.objects.filter(email="new@example.com").count() == 0
+
+
 def test_invalid_card_numbers_name_the_parameter(sdk):
     with pytest.raises(stripe.InvalidRequestError) as raised:
         sdk.v1.payment_methods.create(

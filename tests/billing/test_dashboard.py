@@ -5,6 +5,7 @@ from django.urls import reverse
 
 from billing.context_processors import NAVIGATION
 from billing.middleware import SESSION_ACCOUNT, SESSION_LIVEMODE
+from billing.models import Account, Customer
 from tests import factories
 
 LIST_PAGES = [
@@ -202,6 +203,19 @@ def _settings_data(**overrides):
         "branding_display_name": "",
         "branding_logo_url": "",
         "branding_primary_color": "#4f46e5",
+        "invoice_numbering": "customer",
     }
     data.update(overrides)
     return data
+
+
+def test_the_customer_page_shows_its_invoice_prefix_and_next_number(member_client, customer):
+    # SPEC R-INV-3: the number its next invoice takes when numbered for each customer.
+    Customer.objects.filter(pk=customer.pk).update(invoice_prefix="JENNY", next_invoice_sequence=7)
+    page = member_client.get(reverse("dashboard:customer_detail", args=[customer.pk]))
+    text = page.content.decode()
+    assert "JENNY" in text and "next JENNY-0007" in text
+    assert "when invoices are numbered for each customer" not in text
+    Account.objects.filter(pk=customer.account_id).update(invoice_numbering="account")
+    page = member_client.get(reverse("dashboard:customer_detail", args=[customer.pk]))
+    assert "when invoices are numbered for each customer" in page.content.decode()

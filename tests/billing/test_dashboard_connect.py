@@ -590,6 +590,7 @@ def test_an_acting_owner_may_change_the_connected_accounts_settings(member_clien
             "branding_display_name": "",
             "branding_logo_url": "",
             "branding_primary_color": "#112233",
+            "invoice_numbering": "account",
         },
     )
 

@@ -23,6 +23,7 @@ def settings_data(**overrides):
         "branding_display_name": "",
         "branding_logo_url": "",
         "branding_primary_color": "#4f46e5",
+        "invoice_numbering": "customer",
     }
     data.update(overrides)
     return data
@@ -58,6 +59,20 @@ def test_owner_updates_the_account_settings(member_client, account):
     assert account.branding_primary_color == "#112233"
 
 
+def test_owner_chooses_how_invoices_are_numbered(member_client, account):
+    # SPEC R-INV-3. Never chosen, the page shows the default of the account's country (US:
+    # for each customer); the choice is then stored and holds whatever the country.
+    page = member_client.get(reverse("dashboard:settings")).content.decode()
+    assert '<option value="customer" selected>' in page
+    member_client.post(
+        reverse("dashboard:settings_update"), settings_data(invoice_numbering="account")
+    )
+    account.refresh_from_db()
+    assert (account.invoice_numbering, account.invoice_numbering_in_force) == ("account", "account")
+    page = member_client.get(reverse("dashboard:settings")).content.decode()
+    assert '<option value="account" selected>' in page
+
+
 def test_settings_change_emits_account_updated_with_previous_attributes(member_client, account):
     member_client.post(reverse("dashboard:settings_update"), settings_data(name="Acme Two"))
     events = Event.objects.filter(account=account, type="account.updated")
@@ -81,6 +96,8 @@ def test_saving_unchanged_settings_emits_nothing(member_client, account):
         ("branding_primary_color", "orange", "Brand colour"),
         ("branding_logo_url", "not a url", "Logo URL"),
         ("name", "", "Account name"),
+        ("invoice_numbering", "yearly", "Invoice numbering"),
+        ("invoice_numbering", "", "Invoice numbering"),
     ],
 )
 def test_bad_settings_show_an_inline_error_naming_the_field_and_change_nothing(

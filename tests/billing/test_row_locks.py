@@ -148,3 +148,33 @@ def test_a_create_that_waited_for_its_customer_charges_the_card_the_customer_has
     assert result["body"]["status"] == "active", result
     intent = result["body"]["latest_invoice"]["payment_intent"]
     assert intent["payment_method"] == new.pk
+
+
+def test_numbered_for_each_customer_a_finalization_locks_no_account_row():
+    """SPEC R-INV-3: the number comes from the customer's row, which finalizing locks anyway;
+    two finalizations for different customers never wait for each other."""
+    from billing.services import invoices as invoicing
+
+    account = factories.make_account(invoice_numbering="customer")
+    customer = factories.make_customer(account)
+    invoicing.create_invoice_item(customer, amount=500, currency="usd")
+    invoice = invoicing.create_manual_invoice(customer)
+    other = _other_connection()
+    try:
+        with transaction.atomic():
+            finalized = invoicing.finalize_invoice(invoice, collect=False)
+            assert finalized.number == f"{customer.invoice_prefix}-0001"
+            assert _can_lock(other, account.pk, "NO KEY UPDATE")
+            try:
+                other.execute(
+                    "SELECT 1 FROM billing_customer WHERE id = %s FOR NO KEY UPDATE NOWAIT",
+                    [customer.pk],
+                )
+                customer_free = True
+            except psycopg.errors.LockNotAvailable:
+                customer_free = False
+            assert not customer_free
+    finally:
+        other.close()
+    customer.refresh_from_db()
+    assert customer.next_invoice_sequence == 2

@@ -69,6 +69,7 @@ from billing.models import (
     Product,
     Subscription,
 )
+from billing.models.customers import new_invoice_prefixes
 
 SERVER_START_TIMEOUT = 60  # seconds
 
@@ -404,8 +405,13 @@ class Command(BaseCommand):
         with transaction.atomic():
             customers = Customer.objects.bulk_create(
                 (
-                    Customer(account=account, email=f"bench{n}@bench.example", created=created)
-                    for n in range(count)
+                    Customer(
+                        account=account,
+                        email=f"bench{n}@bench.example",
+                        created=created,
+                        invoice_prefix=prefix,
+                    )
+                    for n, prefix in enumerate(new_invoice_prefixes(count))
                 ),
                 batch_size=1000,
             )

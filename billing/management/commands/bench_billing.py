@@ -50,6 +50,7 @@ from billing.models import (
     Product,
     TestClock,
 )
+from billing.models.customers import new_invoice_prefixes
 from billing.services.subscriptions import create_subscription
 from billing.services.test_clocks import create_test_clock
 
@@ -205,8 +206,9 @@ class Command(BaseCommand):
                 email=f"bench{n}@bench.example",
                 test_clock=clock,
                 created=start,
+                invoice_prefix=prefix,
             )
-            for n in range(templates)
+            for n, prefix in enumerate(new_invoice_prefixes(templates))
         )
         cards = PaymentMethod.objects.bulk_create(
             PaymentMethod(
@@ -259,12 +261,19 @@ class Command(BaseCommand):
         jobs = {}
         for job in DueJob.objects.filter(account=account, status="pending"):
             jobs.setdefault(job.target_id, []).append(job)
+        # A prefix of its own for each copy (two customers of an account never share one).
+        taken = set(
+            Customer.objects.filter(account=account).values_list("invoice_prefix", flat=True)
+        )
+        prefixes = iter(set(new_invoice_prefixes(copies + len(taken))) - taken)
         for start in range(0, copies, 2000):
             rows = {model: [] for model in (Customer, PaymentMethod, Subscription)}
             items, new_jobs = [], []
             for n in range(start, min(copies, start + 2000)):
                 template = subscriptions[n % len(subscriptions)]
-                customer = _copy(template.customer, email=f"copy{n}@bench.example")
+                customer = _copy(
+                    template.customer, email=f"copy{n}@bench.example", invoice_prefix=next(prefixes)
+                )
                 card = _copy(
                     template.customer.invoice_settings_default_payment_method,
                     customer_id=customer.pk,

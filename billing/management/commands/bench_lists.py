@@ -24,6 +24,7 @@ from django.utils import timezone
 from billing.choices import Role
 from billing.models import Account, Customer, Membership
 from billing.models.base import in_mode
+from billing.models.customers import new_invoice_prefixes
 from billing.pagination import keyset_page
 
 PAGE = 25
@@ -62,6 +63,7 @@ class Command(BaseCommand):
         started = time.perf_counter()
         base = timezone.now() - timedelta(days=365)
         batch = []
+        prefixes = new_invoice_prefixes(count)
         for number in range(count):
             # Several customers share each second, so the order relies on the id tie-break.
             batch.append(
@@ -70,6 +72,7 @@ class Command(BaseCommand):
                     email=f"customer{number}@bench.example",
                     name=f"Customer {number}",
                     created=base + timedelta(seconds=number // 3),
+                    invoice_prefix=prefixes[number],
                 )
             )
             if len(batch) == 5000:
