@@ -38,3 +38,14 @@ def test_bench_api_measures_creates_against_the_baseline_and_cleans_up():
         assert not model.objects.exists(), model.__name__
     # The tasks that would have handed the run's events to subscribers went with them.
     assert not OrmQ.objects.exists()
+
+
+def test_bench_api_numbers_the_invoices_as_asked():
+    out = io.StringIO()
+    call_command(
+        "bench_api", requests=3, concurrency=1, workers=1, invoice_numbering="account", stdout=out
+    )
+    text = out.getvalue()
+    assert "invoices numbered sequentially across the account" in text
+    assert "active subscriptions created: 3" in text
+    assert not Account.objects.exists()

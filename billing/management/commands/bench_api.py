@@ -50,6 +50,7 @@ from django_q.models import OrmQ
 from billing import services
 from billing.choices import (
     Interval,
+    InvoiceNumbering,
     PriceType,
     SubscriptionStatus,
     TestCardBehavior,
@@ -353,8 +354,14 @@ class Command(BaseCommand):
             metavar="K",
             help="also time and profile create_subscription in this process (3 x K calls)",
         )
+        parser.add_argument(
+            "--invoice-numbering",
+            choices=InvoiceNumbering.values,
+            help="the account's invoice numbering (default: its country's, US: for each "
+            "customer); across the account, every create takes the account's counter in turn",
+        )
 
-    def handle(self, *args, requests, concurrency, workers, profile, **options):
+    def handle(self, *args, requests, concurrency, workers, profile, invoice_numbering, **options):
         if requests < 1 or concurrency < 1 or workers < 1 or profile < 0:
             raise CommandError("--requests, --concurrency and --workers must be positive.")
         # httpx logs every request at INFO: thousands of lines that are not the result.
@@ -371,7 +378,11 @@ class Command(BaseCommand):
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "PYTHONUNBUFFERED": "1",
         }
-        account = Account.objects.create(name="API benchmark (temporary)", metadata={"bench": "1"})
+        account = Account.objects.create(
+            name="API benchmark (temporary)",
+            metadata={"bench": "1"},
+            invoice_numbering=invoice_numbering or "",
+        )
         queued_before = OrmQ.objects.aggregate(last=Max("id"))["last"] or 0
         server = None
         try:
@@ -466,9 +477,11 @@ class Command(BaseCommand):
         made = Subscription.objects.filter(
             account=price.account, status=SubscriptionStatus.ACTIVE
         ).count()
+        numbering = InvoiceNumbering(price.account.invoice_numbering_in_force).label.lower()
         self.stdout.write(
             f"server: gunicorn, {workers} workers, {connection.vendor}; "
-            f"client: {concurrency} threads, one HTTP/1.1 connection each (http.client)"
+            f"client: {concurrency} threads, one HTTP/1.1 connection each (http.client); "
+            f"invoices numbered {numbering}"
         )
         self.stdout.write(
             f"  {'':26} {'requests':>9} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
