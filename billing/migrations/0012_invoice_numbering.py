@@ -75,7 +75,7 @@ class Migration(migrations.Migration):
         migrations.AddConstraint(
             model_name="customer",
             constraint=models.UniqueConstraint(
-                fields=("account", "invoice_prefix"), name="customer_invoice_prefix_unique"
+                fields=("invoice_prefix", "account"), name="customer_invoice_prefix_unique"
             ),
         ),
         migrations.AddConstraint(
