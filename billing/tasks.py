@@ -68,10 +68,28 @@ def tick() -> int:
 
 
 def advance_test_clock(clock_id: str) -> None:
-    """Run a test clock's due jobs up to the time it is advancing to."""
+    """Run a test clock's due jobs up to the time it is advancing to, with this cluster's other
+    workers running batches of a crowd side by side (`timeline._run_crowd`)."""
+    from django_q.conf import Conf
+
     from billing import timeline
 
-    timeline.advance_clock(clock_id)
+    # This worker is one of the cluster's; the others help if there are others (run inline,
+    # as `sync` runs tasks, they would only run the batches before this process does).
+    helpers = Conf.CLUSTER_NAME if not Conf.SYNC and (Conf.WORKERS or 1) > 1 else None
+    timeline.advance_clock(clock_id, helpers=helpers)
+
+
+def run_clock_jobs(clock_id: str, frozen_time: str, job_ids: list[int]) -> int:
+    """A batch of a test clock's jobs due at `frozen_time` (ISO 8601), run at that time for the
+    process advancing the clock."""
+    from datetime import datetime
+
+    from billing import timeline
+
+    return timeline.run_clock_jobs(
+        clock_id, datetime.fromisoformat(frozen_time), [int(job_id) for job_id in job_ids]
+    )
 
 
 def run_due_jobs(job_ids: list[int]) -> int:

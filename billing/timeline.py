@@ -45,6 +45,8 @@ RETRY_BACKOFF = timedelta(minutes=5)
 
 # Jobs of one kind run together, at most this many in one transaction (1 turns batching off).
 BATCH_SIZE = 500
+# A clock advancing with helpers hands out at most this many batches of one instant at a time.
+CROWD_BATCHES = 100
 
 _handlers: dict[str, Callable] = {}
 _targets: dict[str, Callable] = {}
@@ -333,8 +335,9 @@ def tick() -> int:
     return len(claimed)
 
 
-def _next_group(clock_id: str, job: DueJob) -> list[int]:
-    """`job` and the jobs right after it in (due_at, id) order that share its time and kind."""
+def _next_group(clock_id: str, job: DueJob, limit: int) -> list[int]:
+    """`job` and the jobs right after it in (due_at, id) order that share its time and kind, at
+    most `limit`."""
     if job.kind not in _batchers or BATCH_SIZE <= 1:
         return [job.pk]
     following = DueJob.objects.filter(
@@ -344,18 +347,57 @@ def _next_group(clock_id: str, job: DueJob) -> list[int]:
         id__gte=job.pk,
     ).order_by("id")
     group = []
-    for job_id, kind in following.values_list("id", "kind")[:BATCH_SIZE]:
+    for job_id, kind in following.values_list("id", "kind")[:limit]:
         if kind != job.kind:
             break
         group.append(job_id)
     return group
 
 
-def advance_clock(clock_id: str) -> None:
+def _run_crowd(clock_id: str, frozen_time, group: list[int], helpers: str | None) -> None:
+    """Run jobs of one kind due at one instant, in batches; with `helpers`, side by side.
+
+    Jobs due at the same instant may run in any order, as wall time runs them (`tick` hands
+    each batch to whichever worker is free). With helpers — the name of a django-q2 cluster
+    whose workers are free to help — every batch is also queued for them: they take batches
+    from the front while this process works from the back. A batch is all or nothing and locks
+    its jobs' rows, so one that a helper is running is waited for, then found done; one that
+    this process ran first is found done by the helper. Either way each job runs once, every
+    batch of the instant has run when this returns, and with no helper free (a busy or
+    stopped cluster) this process simply runs them all."""
+    batches = [group[start : start + BATCH_SIZE] for start in range(0, len(group), BATCH_SIZE)]
+    if helpers and len(batches) > 1:
+        from django_q.tasks import async_task
+
+        for ids in batches[:-1]:
+            async_task(
+                "billing.tasks.run_clock_jobs",
+                clock_id,
+                frozen_time.isoformat(),
+                ids,
+                cluster=helpers,
+            )
+    for ids in reversed(batches):
+        if len(ids) > 1:
+            run_many(ids)
+        else:
+            run(ids[0])
+
+
+def run_clock_jobs(clock_id: str, frozen_time, job_ids: list[int]) -> int:
+    """A batch of a clock's jobs due at `frozen_time`, run by a helper (`_run_crowd`), at that
+    time. Jobs already run (by the advancing process, or before a retry) are skipped."""
+    with clocks.running(clock_id, frozen_time):
+        return run_many(job_ids) if len(job_ids) > 1 else int(run(job_ids[0]))
+
+
+def advance_clock(clock_id: str, *, helpers: str | None = None) -> None:
     """Run a test clock's due jobs up to its `advancing_to`, in time order, then mark it ready.
 
     `frozen_time` moves to each job's due time before the job runs, so everything the job does
     happens "then" (SPEC R-CLOCK-2). Jobs that a job schedules within the window run too.
+    `helpers` names a django-q2 cluster whose workers run batches of a crowd side by side with
+    this process (`_run_crowd`).
     """
 
     clock = TestClock.objects.get(pk=clock_id)
@@ -363,7 +405,7 @@ def advance_clock(clock_id: str) -> None:
     if clock.status != TestClockStatus.ADVANCING or target is None:
         return
     try:
-        _advance_to(clock, target)
+        _advance_to(clock, target, helpers)
     except Exception:
         # Not a job's failure (those are recorded on the job and the clock goes on): the advance
         # itself broke. Say so on the clock, as Stripe's `internal_failure`, rather than leave it
@@ -386,7 +428,7 @@ def _mark_internal_failure(clock_id: str) -> None:
         events.emit("test_helpers.test_clock.internal_failure", clock)
 
 
-def _advance_to(clock: TestClock, target) -> None:
+def _advance_to(clock: TestClock, target, helpers: str | None) -> None:
     from billing import events
 
     clock_id = clock.pk
@@ -408,11 +450,8 @@ def _advance_to(clock: TestClock, target) -> None:
         # A failure is recorded on the job by run(). A clock job keeps its due time, so the loop
         # tries it again at once, until MAX_ATTEMPTS marks it failed; the simulation goes on.
         with contextlib.suppress(Exception), clocks.running(clock_id, clock.frozen_time):
-            group = _next_group(clock_id, job)
-            if len(group) > 1:
-                run_many(group)
-            else:
-                run(job.pk)
+            limit = BATCH_SIZE * (CROWD_BATCHES if helpers else 1)
+            _run_crowd(clock_id, clock.frozen_time, _next_group(clock_id, job, limit), helpers)
     with transaction.atomic():
         clock = TestClock.objects.select_for_update().get(pk=clock_id)
         clock.frozen_time = max(clock.frozen_time, target)

@@ -35,8 +35,7 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 from django.conf import settings
@@ -57,6 +56,12 @@ from billing.choices import (
     UsageType,
 )
 from billing.management.commands.bench_billing import engine_tables, vacuum
+from billing.management.processes import (
+    cpu_seconds,
+    database_cpu_seconds,
+    database_url,
+    parent_pid,
+)
 from billing.models import (
     Account,
     ApiKey,
@@ -127,24 +132,6 @@ class Run:
         return ordered[rank] * 1000
 
 
-def database_url() -> str:
-    """The URL of the database this process is connected to, for the server it starts (under
-    pytest that is the test database, not the one DATABASE_URL names)."""
-    db = connection.settings_dict
-    if connection.vendor == "sqlite":
-        name = str(db["NAME"])
-        if name == ":memory:" or name.startswith("file:"):
-            raise CommandError("bench_api needs a database file that another process can open.")
-        return f"sqlite:///{Path(name).resolve()}"
-    if connection.vendor == "postgresql":
-        user = quote(db.get("USER") or "", safe="")
-        password = quote(db.get("PASSWORD") or "", safe="")
-        credentials = f"{user}:{password}@" if password else (f"{user}@" if user else "")
-        port = f":{db['PORT']}" if db.get("PORT") else ""
-        return f"postgres://{credentials}{db.get('HOST') or ''}{port}/{quote(db['NAME'], safe='')}"
-    raise CommandError(f"bench_api does not know how to share a {connection.vendor} database.")
-
-
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -204,9 +191,9 @@ class Server:
             pids = [self.process.pid] + [
                 int(entry)
                 for entry in os.listdir("/proc")
-                if entry.isdigit() and _parent_pid(entry) == self.process.pid
+                if entry.isdigit() and parent_pid(entry) == self.process.pid
             ]
-            return sum(_cpu_seconds(pid) for pid in pids)
+            return sum(cpu_seconds(pid) for pid in pids)
         except OSError:
             return None
 
@@ -219,46 +206,6 @@ class Server:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
         self.log.close()
-
-
-def _stat_fields(pid) -> list[str]:
-    """/proc/PID/stat after the command name (which may hold spaces): state, ppid, …"""
-    with open(f"/proc/{pid}/stat") as stat:
-        return stat.read().rpartition(")")[2].split()
-
-
-def _parent_pid(pid) -> int | None:
-    try:
-        return int(_stat_fields(pid)[1])
-    except (OSError, IndexError, ValueError):
-        return None  # gone meanwhile, or not a process directory
-
-
-def _cpu_seconds(pid) -> float:
-    fields = _stat_fields(pid)
-    # utime and stime are fields 14 and 15 of the stat line, 12 and 13 after the name.
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def database_cpu_seconds() -> float | None:
-    """CPU time so far of the PostgreSQL processes on this machine (its backends do the
-    database's share of every request), or None for SQLite or without /proc."""
-    if connection.vendor != "postgresql":
-        return None
-    total = 0.0
-    try:
-        entries = [entry for entry in os.listdir("/proc") if entry.isdigit()]
-    except OSError:
-        return None
-    for entry in entries:
-        try:
-            with open(f"/proc/{entry}/comm") as comm:
-                if comm.read().strip() != "postgres":
-                    continue
-            total += _cpu_seconds(entry)
-        except (OSError, IndexError, ValueError):
-            continue  # gone meanwhile
-    return total
 
 
 class LeanClient:

@@ -19,15 +19,23 @@ import contextlib
 import copy
 import cProfile
 import io
+import os
 import pstats
+import signal
+import subprocess
+import sys
+import tempfile
 import time
 from datetime import timedelta
 from unittest import mock
 
-from django.core.management.base import BaseCommand
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
 from django.db.models.base import ModelState
 from django.utils import timezone
+from django_q.conf import Conf
+from django_q.models import OrmQ
 
 from billing import events, timeline
 from billing.choices import (
@@ -38,6 +46,7 @@ from billing.choices import (
     TestCardBehavior,
     UsageType,
 )
+from billing.management.processes import database_cpu_seconds, database_url, tree_cpu_seconds
 from billing.models import (
     Account,
     Customer,
@@ -134,6 +143,64 @@ class QueryCounter:
         return [(shape, count, seconds) for shape, (count, seconds) in ranked[:n]]
 
 
+class HelperCluster:
+    """`manage.py qcluster` with `workers` workers on a queue of its own (`Q_CLUSTER_NAME`), so
+    that they take only the batches the advance hands them, not the events' tasks (which the
+    benchmark leaves queued, as without helpers). Started and stopped by the benchmark."""
+
+    def __init__(self, workers: int):
+        self.workers = workers
+        self.name = f"relance-bench-{os.getpid()}"
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 (closed by stop)
+        self.process = subprocess.Popen(
+            [sys.executable, "manage.py", "qcluster"],
+            cwd=settings.BASE_DIR,
+            env={
+                **os.environ,
+                "DATABASE_URL": database_url(),
+                "SECRET_KEY": settings.SECRET_KEY,
+                "DEBUG": "false",
+                "Q_CLUSTER_NAME": self.name,
+                "Q_CLUSTER_WORKERS": str(workers),
+                "PYTHONUNBUFFERED": "1",
+            },
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")[-4000:]
+
+    def wait_until_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise CommandError(f"qcluster exited:\n{self.output()}")
+            if "running." in self.output():
+                return
+            time.sleep(0.1)
+        raise CommandError(f"qcluster did not start within {timeout:.0f} s:\n{self.output()}")
+
+    def cpu_seconds(self) -> float | None:
+        return tree_cpu_seconds(self.process.pid)
+
+    def stop(self) -> None:
+        """Stop the cluster. Its work is done when this is called (the advance waited for every
+        batch), so a cluster slow to stop (django-q2's sentinel waited 30 s after a run) is
+        killed after a few seconds; the tasks left in its queue, batches already run, go."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        OrmQ.objects.filter(key=self.name).delete()
+        self.log.close()
+
+
 class Command(BaseCommand):
     help = "Renewals per second through a test clock, against a bulk-insert baseline."
 
@@ -151,6 +218,14 @@ class Command(BaseCommand):
             "the engine alone",
         )
         parser.add_argument(
+            "--helpers",
+            type=int,
+            default=0,
+            metavar="K",
+            help="start a django-q2 cluster of K workers that run batches of each crowd side by "
+            "side with this process (timeline._run_crowd), as a clock advanced by a worker is",
+        )
+        parser.add_argument(
             "--profile-out",
             metavar="FILE",
             help="with --profile, also save the profile's statistics to FILE (pstats format)",
@@ -163,11 +238,23 @@ class Command(BaseCommand):
         profile: bool,
         profile_out=None,
         without_subscribers=False,
+        helpers=0,
         **options,
     ):
+        if helpers < 0:
+            raise CommandError("--helpers must be 0 or more.")
+        if helpers and (without_subscribers or profile):
+            # The helpers are other processes: neither muted nor profiled from here.
+            raise CommandError(
+                "--helpers measures the real path: no --without-subscribers, no --profile."
+            )
         account = Account.objects.create(name="Benchmark (temporary)", metadata={"bench": "true"})
+        cluster = None
         try:
             clock = self._load(account, subscriptions)
+            if helpers:
+                cluster = HelperCluster(helpers)
+                cluster.wait_until_ready()
             muted = (
                 mock.patch.object(events, "_dispatch_after_commit", lambda saved, **options: None)
                 if without_subscribers
@@ -175,9 +262,16 @@ class Command(BaseCommand):
             )
             with muted:
                 self._measure(
-                    account, clock, subscriptions, profile=profile, profile_out=profile_out
+                    account,
+                    clock,
+                    subscriptions,
+                    profile=profile,
+                    profile_out=profile_out,
+                    cluster=cluster,
                 )
         finally:
+            if cluster is not None:
+                cluster.stop()
             self._clean(account)
 
     def _load(self, account, count: int) -> TestClock:
@@ -296,24 +390,51 @@ class Command(BaseCommand):
                 DueJob.objects.bulk_create(new_jobs, batch_size=1000)
 
     def _measure(
-        self, account, clock: TestClock, count: int, *, profile: bool, profile_out=None
+        self,
+        account,
+        clock: TestClock,
+        count: int,
+        *,
+        profile: bool,
+        profile_out=None,
+        cluster=None,
     ) -> None:
         counter = QueryCounter()
         target = clock.frozen_time + timedelta(days=31, hours=2)
         TestClock.objects.filter(pk=clock.pk).update(status="advancing", advancing_to=target)
         profiler = cProfile.Profile() if profile else None
+        helpers_before = cluster.cpu_seconds() if cluster else None
+        database_before = database_cpu_seconds()
         started = time.perf_counter()
         cpu_started = time.process_time()
-        with connection.execute_wrapper(counter):
-            if profiler:
-                profiler.enable()
-            timeline.advance_clock(clock.pk)
-            if profiler:
-                profiler.disable()
+        # Under tests django-q2 runs tasks inline; the helpers' batches must go to the cluster.
+        sync = Conf.SYNC
+        Conf.SYNC = sync and cluster is None
+        try:
+            with connection.execute_wrapper(counter):
+                if profiler:
+                    profiler.enable()
+                timeline.advance_clock(clock.pk, helpers=cluster.name if cluster else None)
+                if profiler:
+                    profiler.disable()
+        finally:
+            Conf.SYNC = sync
         elapsed = time.perf_counter() - started
         # This process's CPU time (not the database's): other load on the machine inflates the
         # wall time, not this.
         cpu = time.process_time() - cpu_started
+        database_after = database_cpu_seconds()
+        database = (
+            database_after - database_before
+            if database_before is not None and database_after is not None
+            else None
+        )
+        helpers_after = cluster.cpu_seconds() if cluster else None
+        helpers_cpu = (
+            helpers_after - helpers_before
+            if helpers_before is not None and helpers_after is not None
+            else None
+        )
         if profiler:
             if profile_out:
                 profiler.dump_stats(profile_out)
@@ -342,6 +463,18 @@ class Command(BaseCommand):
             f"  python CPU   {cpu:8.2f} s   {cpu / max(renewals, 1) * 1000:10.2f} ms per renewal "
             "(this process: SQLite's work included, PostgreSQL's not)"
         )
+        if cluster is not None:
+            self.stdout.write(
+                f"  helpers CPU  {helpers_cpu or 0:8.2f} s   "
+                f"{(helpers_cpu or 0) / max(renewals, 1) * 1000:10.2f} ms per renewal "
+                f"({cluster.workers} django-q2 workers and their cluster)"
+            )
+        if database is not None:
+            self.stdout.write(
+                f"  database CPU {database:8.2f} s   "
+                f"{database / max(renewals, 1) * 1000:10.2f} ms per renewal "
+                "(PostgreSQL's processes on this machine)"
+            )
         self.stdout.write(
             f"  baseline     {baseline:8.2f} s   {renewals / baseline:10,.0f} rows/s "
             "(bulk insert of the same invoices and lines)"

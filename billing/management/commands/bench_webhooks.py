@@ -38,7 +38,7 @@ from django.utils import timezone
 from django_q.conf import Conf
 
 from billing import batching, events, timeline
-from billing.management.commands.bench_api import database_url
+from billing.management.processes import database_url
 from billing.models import (
     Account,
     Customer,

@@ -1,0 +1,153 @@
+"""A test clock's crowd of jobs due at one instant, run side by side by helpers (SPEC
+R-CLOCK-2): the same rows and events as one process running them, each job once."""
+
+import queue
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connections
+
+from billing import tasks, timeline
+from billing.choices import JobStatus
+from billing.models import DueJob, Event, Invoice
+from billing.services.test_clocks import advance_test_clock
+from tests.billing.test_batching import (
+    _advance,
+    _first_difference,
+    _history,
+    _population,
+    _renewals,
+)
+
+
+def _advance_with_helpers(clock, helpers="relance", **delta):
+    """Mark the clock advancing (the worker's task would start after commit), then advance it
+    here, as that task does, with `helpers`."""
+    clock.refresh_from_db()
+    advance_test_clock(clock, to=clock.frozen_time + timedelta(**delta))
+    timeline.advance_clock(clock.pk, helpers=helpers)
+    clock.refresh_from_db()
+    assert clock.status == "ready"
+
+
+def _same_histories(batched: dict, alone: dict) -> None:
+    assert list(batched) == list(alone)
+    for email in alone:
+        assert batched[email] == alone[email], (
+            email,
+            _first_difference(batched[email], alone[email]),
+        )
+
+
+def test_helpers_that_run_their_batches_first_write_what_one_process_writes(
+    account, other_account, monkeypatch
+):
+    # django-q2 runs tasks inline in tests: each batch handed to a helper runs as it is
+    # queued, before the advancing process (working from the back) reaches it.
+    monkeypatch.setattr(timeline, "BATCH_SIZE", 3)
+    _advance(_population(other_account), days=75)
+    alone = _history(other_account)
+    handed = []
+    real = tasks.run_clock_jobs
+    monkeypatch.setattr(
+        tasks, "run_clock_jobs", lambda *args: handed.append(real(*args)) or handed[-1]
+    )
+    _advance_with_helpers(_population(account), days=75)
+    _same_histories(_history(account), alone)
+    # Crowds were split and handed out, and the helpers did run batches.
+    assert len(handed) > 1 and sum(handed) > 0
+
+
+def test_helpers_that_come_late_find_their_batches_done(account, other_account, monkeypatch):
+    monkeypatch.setattr(timeline, "BATCH_SIZE", 3)
+    _advance(_population(other_account), days=75)
+    alone = _history(other_account)
+    queued = []
+
+    import django_q.tasks
+
+    real_async_task = django_q.tasks.async_task
+
+    def hold(func, *args, **options):
+        if func != "billing.tasks.run_clock_jobs":
+            return real_async_task(func, *args, **options)
+        queued.append((func, args, options))
+
+    monkeypatch.setattr(django_q.tasks, "async_task", hold)
+    _advance_with_helpers(_population(account), days=75)
+    assert queued
+    assert {options["cluster"] for _, _, options in queued} == {"relance"}
+    assert all(1 <= len(args[2]) <= 3 for _, args, _ in queued)
+    ran_late = [tasks.run_clock_jobs(*args) for _, args, _ in queued]
+    assert ran_late == [0] * len(queued)
+    _same_histories(_history(account), alone)
+
+
+def test_without_helpers_a_crowd_runs_in_batches_of_the_batch_size(account, monkeypatch):
+    monkeypatch.setattr(timeline, "BATCH_SIZE", 4)
+    clock = _renewals(account, 10)
+    sizes = []
+    real = timeline.run_many
+    monkeypatch.setattr(timeline, "run_many", lambda ids: sizes.append(len(ids)) or real(ids))
+    _advance(clock, days=31, hours=2)
+    assert max(sizes) <= 4
+    assert (
+        Invoice.objects.filter(test_clock=clock, billing_reason="subscription_cycle").count() == 10
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_helper_running_beside_the_advancing_process_runs_each_job_once(account, monkeypatch):
+    # DESIGN "Time and due work": a batch locks its jobs' rows and skips the ones already run,
+    # so a helper and the advancing process taking batches from both ends run each job once.
+    from django_q.conf import Conf
+
+    monkeypatch.setattr(timeline, "BATCH_SIZE", 3)
+    clock = _renewals(account, 24)
+    # Tasks are queued, not run inline: the advance the service queues after its commit is
+    # left in the queue (no cluster here), and this test advances the clock itself.
+    monkeypatch.setattr(Conf, "SYNC", False)
+    handed = queue.Queue()
+    ran, errors = [], []
+
+    def helper():
+        try:
+            while (task := handed.get()) is not None:
+                ran.append(tasks.run_clock_jobs(*task))
+        except Exception as error:  # surfaced below; a thread's exception is otherwise lost
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    import django_q.tasks
+
+    real_async_task = django_q.tasks.async_task
+
+    def hand(func, *args, **options):
+        if func != "billing.tasks.run_clock_jobs":
+            return real_async_task(func, *args, **options)
+        handed.put(args)
+
+    monkeypatch.setattr(django_q.tasks, "async_task", hand)
+    thread = threading.Thread(target=helper)
+    thread.start()
+    try:
+        _advance_with_helpers(clock, days=31, hours=2)
+    finally:
+        handed.put(None)
+        thread.join()
+
+    assert errors == []
+    assert ran  # the helper was handed batches (how many it ran first depends on timing)
+    renewals = Invoice.objects.filter(test_clock=clock, billing_reason="subscription_cycle")
+    assert renewals.count() == 24
+    assert renewals.values("subscription_id").distinct().count() == 24
+    done = DueJob.objects.filter(test_clock=clock, status=JobStatus.DONE)
+    assert set(done.values_list("attempts", flat=True)) == {1}
+    assert (
+        Event.objects.filter(
+            type="invoice.paid", data__object__billing_reason="subscription_cycle"
+        ).count()
+        == 24
+    )
