@@ -7,6 +7,10 @@ savepoint that rolls back stay in the list: tasks must skip ids whose rows do no
 
 `enqueue_with_transaction` writes the task with the transaction instead, where the queue is a
 table of the same database (django-q2's ORM broker, the default).
+
+The tasks go to the site's main queue (`Q_CLUSTER["name"]`), whichever cluster's worker wrote
+the rows: a cluster started on a queue of its own (`Q_CLUSTER_NAME`, the renewal benchmark's
+helpers) takes only the work handed to it.
 """
 
 import threading
@@ -32,7 +36,14 @@ class _Collected:
         self.sent = True
         ids, self.ids = self.ids, []
         for start in range(0, len(ids), self.chunk):
-            async_task(self.task, ids[start : start + self.chunk])
+            async_task(self.task, ids[start : start + self.chunk], cluster=main_queue())
+
+
+def main_queue() -> str:
+    """The site's main django-q2 queue: where every worker's event tasks go."""
+    from django_q.conf import Conf
+
+    return Conf.PREFIX
 
 
 def enqueue(task: str, ids: list, *, chunk: int = 100) -> None:
@@ -108,9 +119,8 @@ def enqueue_with_transaction(task: str, ids: list, *, chunk: int = 100) -> None:
     if not _queue_is_this_database():
         enqueue(task, ids, chunk=chunk)
         return
-    from django_q.conf import Conf
     from django_q.tasks import async_task
 
-    broker = _QueueRows(Conf.CLUSTER_NAME)
+    broker = _QueueRows(main_queue())
     for start in range(0, len(ids), chunk):
         async_task(task, ids[start : start + chunk], broker=broker)

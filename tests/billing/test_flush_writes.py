@@ -146,6 +146,24 @@ def test_a_flush_queues_its_events_dispatch_with_its_rows(account, queued):
     assert listened and sorted(ids) == sorted(listened)
 
 
+def test_a_worker_on_a_queue_of_its_own_queues_events_on_the_main_one(
+    account, queued, monkeypatch, django_capture_on_commit_callbacks
+):
+    # A cluster started with Q_CLUSTER_NAME (the renewal benchmark's helpers) takes only what it
+    # is handed: the events its batches write are the main cluster's to dispatch.
+    monkeypatch.setattr(Conf, "CLUSTER_NAME", "helpers-only")
+    customer = factories.make_customer(account)
+    with django_capture_on_commit_callbacks(execute=True):
+        events.emit("customer.updated", customer, previous_attributes={"name": None})
+    assert OrmQ.objects.count() == 1  # queued after the commit, outside a flush
+    with transaction.atomic():
+        _subscribe(account)
+        assert _dispatch_tasks()
+    assert OrmQ.objects.count() > 1
+    assert set(OrmQ.objects.values_list("key", flat=True)) == {Conf.PREFIX}
+    assert Conf.PREFIX == "relance"
+
+
 def test_a_rolled_back_flush_leaves_no_task(account, queued):
     with pytest.raises(RuntimeError), transaction.atomic():
         _subscribe(account)
