@@ -276,7 +276,7 @@ def test_one_task_takes_a_transactions_events_in_order(
 ):
     queued = []
     monkeypatch.setattr(
-        "django_q.tasks.async_task", lambda task, *args: queued.append((task, *args))
+        "django_q.tasks.async_task", lambda task, *args, **options: queued.append((task, *args))
     )
     with django_capture_on_commit_callbacks(execute=True) as callbacks, transaction.atomic():
         first = emit("customer.created", customer)
@@ -291,7 +291,9 @@ def test_a_crowd_of_events_is_handed_over_in_chunks(
     customer, received, django_capture_on_commit_callbacks, monkeypatch
 ):
     queued = []
-    monkeypatch.setattr("django_q.tasks.async_task", lambda task, ids: queued.append(len(ids)))
+    monkeypatch.setattr(
+        "django_q.tasks.async_task", lambda task, ids, **options: queued.append(len(ids))
+    )
     with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
         for _ in range(events.DISPATCH_CHUNK * 2 + 1):
             emit("customer.created", customer)
