@@ -23,6 +23,7 @@ then run alone through `run`, which stays the reference behaviour.
 
 import contextlib
 import logging
+import time
 import traceback
 from collections.abc import Callable
 from datetime import timedelta
@@ -391,21 +392,27 @@ def run_clock_jobs(clock_id: str, frozen_time, job_ids: list[int]) -> int:
         return run_many(job_ids) if len(job_ids) > 1 else int(run(job_ids[0]))
 
 
-def advance_clock(clock_id: str, *, helpers: str | None = None) -> None:
+def advance_clock(
+    clock_id: str, *, helpers: str | None = None, budget: float | None = None
+) -> bool:
     """Run a test clock's due jobs up to its `advancing_to`, in time order, then mark it ready.
 
     `frozen_time` moves to each job's due time before the job runs, so everything the job does
     happens "then" (SPEC R-CLOCK-2). Jobs that a job schedules within the window run too.
     `helpers` names a django-q2 cluster whose workers run batches of a crowd side by side with
     this process (`_run_crowd`).
+
+    With a `budget` (seconds), it stops once that much time has gone and at least one crowd
+    has run, and returns False: the clock is still advancing, and calling again goes on from
+    there (what has run is committed). True once the clock is ready (or was not advancing).
     """
 
     clock = TestClock.objects.get(pk=clock_id)
     target = clock.advancing_to
     if clock.status != TestClockStatus.ADVANCING or target is None:
-        return
+        return True
     try:
-        _advance_to(clock, target, helpers)
+        return _advance_to(clock, target, helpers, budget)
     except Exception:
         # Not a job's failure (those are recorded on the job and the clock goes on): the advance
         # itself broke. Say so on the clock, as Stripe's `internal_failure`, rather than leave it
@@ -428,11 +435,15 @@ def _mark_internal_failure(clock_id: str) -> None:
         events.emit("test_helpers.test_clock.internal_failure", clock)
 
 
-def _advance_to(clock: TestClock, target, helpers: str | None) -> None:
+def _advance_to(clock: TestClock, target, helpers: str | None, budget: float | None) -> bool:
     from billing import events
 
     clock_id = clock.pk
+    deadline = None if budget is None else time.monotonic() + budget
+    ran = False
     while True:
+        if ran and deadline is not None and time.monotonic() >= deadline:
+            return False
         job = (
             DueJob.objects.filter(
                 test_clock_id=clock_id,
@@ -452,6 +463,7 @@ def _advance_to(clock: TestClock, target, helpers: str | None) -> None:
         with contextlib.suppress(Exception), clocks.running(clock_id, clock.frozen_time):
             limit = BATCH_SIZE * (CROWD_BATCHES if helpers else 1)
             _run_crowd(clock_id, clock.frozen_time, _next_group(clock_id, job, limit), helpers)
+        ran = True
     with transaction.atomic():
         clock = TestClock.objects.select_for_update().get(pk=clock_id)
         clock.frozen_time = max(clock.frozen_time, target)
@@ -459,3 +471,4 @@ def _advance_to(clock: TestClock, target, helpers: str | None) -> None:
         clock.advancing_to = None
         clock.save(update_fields=["frozen_time", "status", "advancing_to"])
         events.emit("test_helpers.test_clock.ready", clock)
+    return True

@@ -151,3 +151,41 @@ def test_a_helper_running_beside_the_advancing_process_runs_each_job_once(accoun
         ).count()
         == 24
     )
+
+
+def test_an_advance_out_of_time_goes_on_where_it_stopped(account, other_account):
+    # SPEC R-CLOCK-2: advancing in several goes (a worker's task has a time limit) writes what
+    # one go writes; each go runs at least one crowd.
+    _advance(_population(other_account), days=75)
+    alone = _history(other_account)
+    clock = _population(account)
+    advance_test_clock(clock, to=clock.frozen_time + timedelta(days=75))
+    goes = 1
+    while not timeline.advance_clock(clock.pk, budget=0):
+        clock.refresh_from_db()
+        assert clock.status == "advancing"
+        goes += 1
+    clock.refresh_from_db()
+    assert clock.status == "ready" and goes > 10
+    _same_histories(_history(account), alone)
+
+
+def test_the_worker_queues_the_rest_of_an_advance_that_ran_out_of_time(account, monkeypatch):
+    from django_q.conf import Conf
+
+    calls, queued = [], []
+    monkeypatch.setattr(Conf, "SYNC", False)
+    monkeypatch.setattr(Conf, "TIMEOUT", 120)
+    monkeypatch.setattr(
+        timeline,
+        "advance_clock",
+        lambda clock_id, **options: calls.append(options) or len(calls) > 1,
+    )
+    monkeypatch.setattr(
+        "django_q.tasks.async_task", lambda func, *args, **options: queued.append((func, args))
+    )
+    tasks.advance_test_clock("clock_1")
+    assert calls[0]["budget"] == 60
+    assert queued == [("billing.tasks.advance_test_clock", ("clock_1",))]
+    tasks.advance_test_clock("clock_1")
+    assert len(queued) == 1  # done: nothing more to queue
