@@ -409,6 +409,18 @@ class BillingAdmin(ScopedLinksMixin, admin.ModelAdmin):
             queryset = queryset.order_by("-pk")
         return queryset, may_have_duplicates
 
+    def save_model(self, request, obj, form, change):
+        """A change writes the fields the form changed, nothing else. `obj.save()` writes every
+        column as the page read it: a counter the engine moved meanwhile (a customer's
+        `next_invoice_sequence`, its balance, an account's invoice counters) went back, and the
+        next invoice took a number already given."""
+        if not change:
+            return super().save_model(request, obj, form, change)
+        columns = {field.name for field in obj._meta.concrete_fields}
+        changed = [name for name in form.changed_data if name in columns]
+        if changed:
+            obj.save(update_fields=changed)
+
 
 class ModeScopedAdmin(BillingAdmin):
     """An object of one account and mode: its id and creation time are the engine's."""

@@ -257,6 +257,15 @@ class AccountSettingsForm(forms.ModelForm):
         validate_timezone(value)
         return value
 
+    def clean_invoice_numbering(self):
+        value = self.cleaned_data["invoice_numbering"]
+        if (
+            not self.instance.invoice_numbering
+            and value == self.instance.invoice_numbering_in_force
+        ):
+            return ""  # still the country's default, not a choice the owner made
+        return value
+
     def _post_clean(self):
         # The service saves; the form only validates, so a bad field changes nothing.
         pass

@@ -162,6 +162,8 @@ Q_CLUSTER = {
     "ack_failures": True,
     "save_limit": 1000,
     "poll": 1,
+    # Off for a cluster that only helps (the renewal benchmark's): it must not run schedules.
+    "scheduler": env.bool("Q_CLUSTER_SCHEDULER", True),
     **env.broker("Q_CLUSTER_BROKER", "orm"),
     # `Q_CLUSTER_NAME=…` starts a cluster on a queue of its own (django-q2 reads this then):
     # the renewal benchmark's helpers take only the batches it hands them.

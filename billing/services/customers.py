@@ -10,7 +10,7 @@ from datetime import datetime
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from billing import events
 from billing.choices import BalanceTransactionType, SubscriptionStatus, TestClockStatus
@@ -262,6 +262,20 @@ def _check_numbering(account_id: str, customer_id, prefix: str, sequence: int, e
         )
 
 
+def _save_numbered(customer: Customer, **options) -> None:
+    """Save `customer`; a prefix another request gave its customer since `_check_numbering`
+    looked (the unique constraint says so) is the same error as one taken before."""
+    try:
+        with transaction.atomic():
+            customer.save(**options)
+    except IntegrityError as error:
+        if "invoice_prefix" not in str(error):
+            raise
+        raise _invalid(
+            "invoice_prefix", "Another customer has this prefix.", "prefix_taken"
+        ) from None
+
+
 def _free_invoice_prefix(account_id: str) -> str:
     """A random prefix no customer of the account has (a clash is rare, but would give two
     customers the same invoice numbers)."""
@@ -400,7 +414,7 @@ def create_customer(
     if balance:
         customer.balance = balance
         customer.currency = account.default_currency
-    customer.save(force_insert=True)
+    _save_numbered(customer, force_insert=True)
     if balance:
         _record_balance_change(
             customer, balance, type=BalanceTransactionType.INITIAL, currency=customer.currency
@@ -504,7 +518,7 @@ def update_customer(customer: Customer, *, request_id: str | None = None, **fiel
         locked.currency = locked.account.default_currency
         changed.append("currency")
     if changed:
-        locked.save(update_fields=sorted(changed))
+        _save_numbered(locked, update_fields=sorted(changed))
         if "balance" in changed:
             # Stripe records every change of the balance made through the customer as an
             # `adjustment` balance transaction.

@@ -1204,14 +1204,17 @@ def _load_invoices(invoice_ids) -> dict[str, Invoice]:
     batches): lines, customer, subscription (locked) with its items and discounts, the payment
     methods that may be charged and the payment intent. One instance per row, shared. (The
     customer's own discounts are not loaded: finalizing and charging never read them.)"""
-    invoices = list(
-        Invoice.objects.select_for_update().select_related("customer").filter(pk__in=invoice_ids)
+    # Customers first, in key order (`batching.lock_in_order`): one instance each, shared.
+    customers = batching.lock_in_order(
+        Customer, Invoice.objects.filter(pk__in=invoice_ids).values_list("customer_id", flat=True)
     )
+    invoices = list(Invoice.objects.select_for_update().filter(pk__in=invoice_ids).order_by("pk"))
+    for invoice in invoices:
+        invoice.customer = customers[invoice.customer_id]
     lines = batching.prefetch(invoices, "lines")
     batching.attach(lines, "price", Price.objects.select_related("product"))
-    customers = {invoice.customer_id: invoice.customer for invoice in invoices}
-    subscriptions = Subscription.objects.select_for_update().in_bulk(
-        {invoice.subscription_id for invoice in invoices if invoice.subscription_id}
+    subscriptions = batching.lock_in_order(
+        Subscription, [invoice.subscription_id for invoice in invoices if invoice.subscription_id]
     )
     items = batching.prefetch(list(subscriptions.values()), "items")
     batching.attach(items, "price", Price.objects.select_related("product"))
@@ -1231,8 +1234,9 @@ def _load_invoices(invoice_ids) -> dict[str, Invoice]:
             if method_id
         }
     )
-    intents = PaymentIntent.objects.select_for_update().in_bulk(
-        {invoice.payment_intent_id for invoice in invoices if invoice.payment_intent_id}
+    intents = batching.lock_in_order(
+        PaymentIntent,
+        [invoice.payment_intent_id for invoice in invoices if invoice.payment_intent_id],
     )
 
     def attach(obj, field: str, found) -> None:

@@ -27,6 +27,7 @@ from billing.clocks import now_for
 from billing.models import (
     Account,
     Coupon,
+    Customer,
     Discount,
     Invoice,
     InvoiceItem,
@@ -1485,12 +1486,17 @@ def _load_subscriptions(subscription_ids) -> dict[str, Subscription]:
     """Subscriptions due together, locked, with everything their jobs read (for batches):
     items, discounts, the customer and its discounts, and pending invoice items. Prices,
     products and coupons are loaded once each and shared."""
-    subscriptions = list(
-        Subscription.objects.select_for_update()
-        .select_related("customer")
-        .filter(pk__in=subscription_ids)
+    # Customers first, in key order (`batching.lock_in_order`): one instance each, shared.
+    by_customer = batching.lock_in_order(
+        Customer,
+        Subscription.objects.filter(pk__in=subscription_ids).values_list("customer_id", flat=True),
     )
-    customers = [sub.customer for sub in subscriptions]
+    subscriptions = list(
+        Subscription.objects.select_for_update().filter(pk__in=subscription_ids).order_by("pk")
+    )
+    for sub in subscriptions:
+        sub.customer = by_customer[sub.customer_id]
+    customers = list(by_customer.values())
     items = batching.prefetch(subscriptions, "items")
     discounts = batching.prefetch(subscriptions, "discounts")
     discounts += batching.prefetch(customers, "discounts")

@@ -751,3 +751,22 @@ def test_run_now_skips_finished_jobs(admin_client, customer):
     reported = run_action(admin_client, DueJob, "run_now", [job])
 
     assert reported == [(messages.INFO, f"{job}: not run: it is done.")]
+
+
+def test_an_admin_change_writes_only_what_the_form_changed(admin_request, account):
+    # SPEC R-INV-3: the page was read before a finalization moved the customer's sequence;
+    # saving it must not put the old sequence back (the next invoice would take a number
+    # already given).
+    from billing.services import invoices as invoicing
+
+    customer = factories.make_customer(account, name="Before")
+    stale = Customer.objects.get(pk=customer.pk)
+    invoicing.create_invoice_item(customer, amount=500, currency="usd")
+    invoicing.finalize_invoice(invoicing.create_manual_invoice(customer), collect=False)
+    model_admin = admin.site._registry[Customer]
+    form_class = model_admin.get_form(admin_request, stale, fields=["name"])
+    form = form_class(data={"name": "After"}, instance=stale)
+    assert form.is_valid(), form.errors
+    model_admin.save_model(admin_request, form.save(commit=False), form, change=True)
+    customer.refresh_from_db()
+    assert (customer.name, customer.next_invoice_sequence) == ("After", 2)

@@ -103,7 +103,7 @@ def _population(account):
 
 
 def _normalize(value, ids: dict):
-    """`value` with ids replaced by their order of appearance and invoice numbers masked."""
+    """`value` with ids replaced by their order of appearance and invoice prefixes masked."""
     if isinstance(value, dict):
         catalog = value.get("object") in ("price", "plan", "product", "coupon")
         # The catalog is made by test factories on wall time, not on the clock.
@@ -116,7 +116,8 @@ def _normalize(value, ids: dict):
     if isinstance(value, list):
         return [_normalize(item, ids) for item in value]
     if isinstance(value, str):
-        value = NUMBER.sub("<number>", value)
+        # Each customer's prefix is random; its sequence must be the same either way.
+        value = NUMBER.sub(lambda m: "<prefix>-" + m.group(0).rsplit("-", 1)[1], value)
         value = re.sub(r"_secret_[\w-]+$", "_secret_<random>", value)
         return ID.sub(lambda m: ids.setdefault(m.group(0), f"<id{len(ids)}>"), value)
     return value

@@ -64,6 +64,10 @@ def test_owner_chooses_how_invoices_are_numbered(member_client, account):
     # for each customer); the choice is then stored and holds whatever the country.
     page = member_client.get(reverse("dashboard:settings")).content.decode()
     assert '<option value="customer" selected>' in page
+    # Saved as shown, the default stays the country's, not a choice.
+    member_client.post(reverse("dashboard:settings_update"), settings_data(name="Acme Two"))
+    account.refresh_from_db()
+    assert (account.name, account.invoice_numbering) == ("Acme Two", "")
     member_client.post(
         reverse("dashboard:settings_update"), settings_data(invoice_numbering="account")
     )

@@ -227,3 +227,25 @@ def test_a_customers_numbering_fields_are_in_its_object_and_its_updates(account)
     assert event.data["object"]["invoice_prefix"] == "JENNY"
     assert event.data["object"]["next_invoice_sequence"] == 12
     assert event.data["previous_attributes"] == {"next_invoice_sequence": 1}
+
+
+def test_a_prefix_taken_by_a_concurrent_request_is_the_same_error(account, monkeypatch):
+    # Two requests may both find the prefix free before either writes: the unique constraint
+    # decides, and the loser gets the error a taken prefix gets, not a server error.
+    create_customer(account, livemode=False, invoice_prefix="RACE")
+    other = create_customer(account, livemode=False)
+    monkeypatch.setattr("billing.services.customers._check_numbering", lambda *args, **kwargs: None)
+    for attempt in (
+        lambda: create_customer(
+            account, livemode=False, email="late@example.com", invoice_prefix="RACE"
+        ),
+        lambda: update_customer(other, invoice_prefix="RACE"),
+    ):
+        with pytest.raises(ValidationError) as raised:
+            attempt()
+        assert raised.value.error_dict["invoice_prefix"][0].messages == [
+            "Another customer has this prefix."
+        ]
+    assert not Customer.objects.filter(email="late@example.com").exists()
+    other.refresh_from_db()
+    assert other.invoice_prefix != "RACE"

@@ -162,6 +162,8 @@ class HelperCluster:
                 "DEBUG": "false",
                 "Q_CLUSTER_NAME": self.name,
                 "Q_CLUSTER_WORKERS": str(workers),
+                # Not the site's schedules (the tick would claim wall-clock jobs).
+                "Q_CLUSTER_SCHEDULER": "false",
                 "PYTHONUNBUFFERED": "1",
             },
             stdout=self.log,
