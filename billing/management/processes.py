@@ -2,9 +2,13 @@
 CPU time of processes (Linux /proc), theirs and PostgreSQL's."""
 
 import os
+import signal
+import subprocess
+import tempfile
 from pathlib import Path
 from urllib.parse import quote
 
+from django.conf import settings
 from django.core.management.base import CommandError
 from django.db import connection
 
@@ -92,3 +96,38 @@ def tree_cpu_seconds(pid: int) -> float | None:
         return sum(cpu_seconds(each) for each in (pid, *descendants(pid)))
     except OSError:
         return None
+
+
+class Started:
+    """A process the benchmark starts in this project's directory (a server, a cluster): its
+    own process group, its output kept for error messages, its CPU time read from /proc."""
+
+    def __init__(self, args: list[str], env: dict):
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 (closed by stop)
+        self.process = subprocess.Popen(
+            args,
+            cwd=settings.BASE_DIR,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")[-4000:]
+
+    def cpu_seconds(self) -> float | None:
+        """User + system CPU time so far of the process and its descendants."""
+        return tree_cpu_seconds(self.process.pid)
+
+    def stop(self, timeout: float = 20) -> None:
+        """SIGTERM the process group, SIGKILL it after `timeout` seconds."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self.log.close()

@@ -24,11 +24,8 @@ import io
 import logging
 import os
 import pstats
-import signal
 import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import warnings
@@ -56,12 +53,7 @@ from billing.choices import (
     UsageType,
 )
 from billing.management.commands.bench_billing import engine_tables, vacuum
-from billing.management.processes import (
-    cpu_seconds,
-    database_cpu_seconds,
-    database_url,
-    parent_pid,
-)
+from billing.management.processes import Started, database_cpu_seconds, database_url
 from billing.models import (
     Account,
     ApiKey,
@@ -138,15 +130,13 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-class Server:
+class Server(Started):
     """gunicorn serving this project on 127.0.0.1, started and stopped by the benchmark."""
 
     def __init__(self, *, workers: int, env: dict):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        # Kept open for the server's life and closed by `stop`.
-        self.log = tempfile.TemporaryFile()  # noqa: SIM115
-        self.process = subprocess.Popen(
+        super().__init__(
             [
                 sys.executable,
                 "-m",
@@ -161,11 +151,7 @@ class Server:
                 "--timeout",
                 "120",
             ],
-            cwd=settings.BASE_DIR,
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            env,
         )
 
     def wait_until_ready(self) -> None:
@@ -180,32 +166,6 @@ class Server:
             except httpx.TransportError:
                 time.sleep(0.1)
         raise CommandError(f"gunicorn did not answer within {SERVER_START_TIMEOUT} s")
-
-    def output(self) -> str:
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")[-4000:]
-
-    def cpu_seconds(self) -> float | None:
-        """User + system CPU time of the master and its workers so far (Linux /proc)."""
-        try:
-            pids = [self.process.pid] + [
-                int(entry)
-                for entry in os.listdir("/proc")
-                if entry.isdigit() and parent_pid(entry) == self.process.pid
-            ]
-            return sum(cpu_seconds(pid) for pid in pids)
-        except OSError:
-            return None
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        self.log.close()
 
 
 class LeanClient:

@@ -21,10 +21,7 @@ import cProfile
 import io
 import os
 import pstats
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 from datetime import timedelta
 from unittest import mock
@@ -46,7 +43,7 @@ from billing.choices import (
     TestCardBehavior,
     UsageType,
 )
-from billing.management.processes import database_cpu_seconds, database_url, tree_cpu_seconds
+from billing.management.processes import Started, database_cpu_seconds, database_url
 from billing.models import (
     Account,
     Customer,
@@ -143,7 +140,7 @@ class QueryCounter:
         return [(shape, count, seconds) for shape, (count, seconds) in ranked[:n]]
 
 
-class HelperCluster:
+class HelperCluster(Started):
     """`manage.py qcluster` with `workers` workers on a queue of its own (`Q_CLUSTER_NAME`), so
     that they take only the batches the advance hands them, not the events' tasks (which the
     benchmark leaves queued, as without helpers). Started and stopped by the benchmark."""
@@ -151,11 +148,9 @@ class HelperCluster:
     def __init__(self, workers: int):
         self.workers = workers
         self.name = f"relance-bench-{os.getpid()}"
-        self.log = tempfile.TemporaryFile()  # noqa: SIM115 (closed by stop)
-        self.process = subprocess.Popen(
+        super().__init__(
             [sys.executable, "manage.py", "qcluster"],
-            cwd=settings.BASE_DIR,
-            env={
+            {
                 **os.environ,
                 "DATABASE_URL": database_url(),
                 "SECRET_KEY": settings.SECRET_KEY,
@@ -166,14 +161,7 @@ class HelperCluster:
                 "Q_CLUSTER_SCHEDULER": "false",
                 "PYTHONUNBUFFERED": "1",
             },
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
         )
-
-    def output(self) -> str:
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")[-4000:]
 
     def wait_until_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -185,22 +173,12 @@ class HelperCluster:
             time.sleep(0.1)
         raise CommandError(f"qcluster did not start within {timeout:.0f} s:\n{self.output()}")
 
-    def cpu_seconds(self) -> float | None:
-        return tree_cpu_seconds(self.process.pid)
-
-    def stop(self) -> None:
-        """Stop the cluster. Its work is done when this is called (the advance waited for every
-        batch), so a cluster slow to stop (django-q2's sentinel waited 30 s after a run) is
-        killed after a few seconds; the tasks left in its queue, batches already run, go."""
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=3)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+    def stop(self, timeout: float = 3) -> None:
+        """Its work is done when this is called (the advance waited for every batch), so a
+        cluster slow to stop (django-q2's sentinel waited 30 s after a run) is killed after a
+        few seconds; the tasks left in its queue, batches already run, go."""
+        super().stop(timeout)
         OrmQ.objects.filter(key=self.name).delete()
-        self.log.close()
 
 
 class Command(BaseCommand):
