@@ -535,6 +535,9 @@ _ORJSON_OPTIONS = (
 )
 
 
+_HASHABLE_OPTIONS = (orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS) if orjson is not None else 0
+
+
 def json_text(value, encoder=None) -> str:
     """`value` as JSON text for a PostgreSQL jsonb column, as `json.dumps(value, cls=encoder)`
     would write it (up to spacing, which jsonb does not keep).
@@ -684,8 +687,14 @@ def _update_from_values(model: type, objs: list, names: list[str]) -> None:
 
 
 def _hashable(value):
-    """A key to compare field values by (JSON fields hold dicts and lists)."""
+    """A key to compare field values by (JSON fields hold dicts and lists): their JSON text,
+    keys sorted. Both sides of a comparison are made here, so only consistency matters."""
     if isinstance(value, dict | list):
+        if orjson is not None:
+            try:
+                return orjson.dumps(value, default=str, option=_HASHABLE_OPTIONS)
+            except (TypeError, orjson.JSONEncodeError):
+                pass
         return json.dumps(value, sort_keys=True, default=str)
     return value
 

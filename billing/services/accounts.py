@@ -50,6 +50,10 @@ def changed_attributes(before: dict, after: dict) -> dict:
     changed = {}
     for key in before.keys() | after.keys():
         old, new = before.get(key), after.get(key)
+        if key in before and old == new:
+            # Most of an object does not change: one comparison (in C) of a whole nested
+            # value instead of walking it.
+            continue
         if isinstance(old, dict) and isinstance(new, dict):
             inner = changed_attributes(old, new)
             if inner:

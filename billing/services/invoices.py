@@ -84,16 +84,17 @@ def recovery_settings(account, livemode: bool) -> RecoverySettings:
     return batching.cached(("recovery_settings", account_id, livemode), read)
 
 
-def emit_updated(event_type: str, obj, before: dict, *, also=(), **options):
+def emit_updated(event_type: str, obj, before: dict, *, also=(), **options) -> dict:
     """Emit the events in `also`, then `event_type` with `previous_attributes`: what changed
-    since `before` (serialized). The object is serialized once for all of them."""
+    since `before` (serialized). The object is serialized once for all of them, and that
+    rendering is returned: the `before` of a change that follows at once."""
     after = serialize(obj)
     for other_type in also:
         events.emit(other_type, obj, payload=after, **options)
     changed = changed_attributes(before, after)
     if changed:
         events.emit(event_type, obj, previous_attributes=changed, payload=after, **options)
-    return changed
+    return after
 
 
 # --- building --------------------------------------------------------------------------------
@@ -727,18 +728,18 @@ def finalize_invoice(invoice: Invoice, *, collect: bool = True, request_id=None)
             invoice.due_date = now + timedelta(days=30 if days is None else days)
     batching.save(invoice)
     timeline.cancel("finalize_invoice", invoice)
-    emit_updated(
+    finalized = emit_updated(
         "invoice.updated", invoice, before, also=["invoice.finalized"], request_id=request_id
     )
     if invoice.amount_due == 0:
-        return _mark_paid(invoice, now=now, request_id=request_id)
+        return _mark_paid(invoice, now=now, request_id=request_id, before=finalized)
     if invoice.collection_method == CollectionMethod.SEND_INVOICE:
         timeline.schedule("invoice_overdue", invoice, at=invoice.due_date)
     elif not collect:
         _payment_intent_for(invoice, now, request_id)
         batching.save(invoice, update_fields=["payment_intent"])
     elif invoice.auto_advance:
-        attempt_payment(invoice, off_session=True, request_id=request_id)
+        attempt_payment(invoice, off_session=True, request_id=request_id, before=finalized)
     return invoice
 
 
@@ -803,8 +804,11 @@ def _payment_intent_for(invoice: Invoice, now, request_id) -> PaymentIntent:
     return intent
 
 
-def _mark_paid(invoice: Invoice, *, now, request_id=None) -> Invoice:
-    before = serialize(invoice)
+def _mark_paid(invoice: Invoice, *, now, request_id=None, before: dict | None = None) -> Invoice:
+    """Open → paid. `before`: the invoice as rendered before the change that paid it (an
+    attempt's count, its new payment), so its `invoice.updated` reports all of it."""
+    if before is None:
+        before = serialize(invoice)
     invoice.amount_paid = invoice.amount_due
     invoice.amount_remaining = 0
     invoice.status = InvoiceStatus.PAID
@@ -827,7 +831,12 @@ def _mark_paid(invoice: Invoice, *, now, request_id=None) -> Invoice:
 
 
 def attempt_payment(
-    invoice: Invoice, *, payment_method=None, off_session: bool = True, request_id=None
+    invoice: Invoice,
+    *,
+    payment_method=None,
+    off_session: bool = True,
+    request_id=None,
+    before: dict | None = None,
 ) -> Invoice:
     """Charge the invoice through the gateway (SPEC R-INV-4, R-INV-5, R-INV-9).
 
@@ -838,6 +847,9 @@ def attempt_payment(
     made on request (`off_session=False`: `/pay`, the dashboard, the hosted page) counts only
     when it is the invoice's first: a later one that fails leaves the retry schedule, and what
     happens after its last retry, as they were.
+
+    `before`: the invoice as the caller rendered it, unchanged since (finalization's own
+    event), spared a second rendering.
     """
     from billing.gateway import get_gateway
 
@@ -849,7 +861,8 @@ def attempt_payment(
         raise ValidationError({"invoice": f"This invoice is {invoice.status}: it cannot be paid."})
     _check_payment_method(payment_method, invoice.customer_id)
     now = now_for(invoice)
-    before = serialize(invoice)
+    if before is None:
+        before = serialize(invoice)
     method = payment_method or _payment_method_for(invoice)
     intent = _payment_intent_for(invoice, now, request_id)
     # Outside the retry schedule: an attempt on request after the first one (see above), or
@@ -885,7 +898,7 @@ def attempt_payment(
         batching.save(invoice)
         events.emit("payment_intent.succeeded", intent, request_id=request_id)
         connect.settle_payment(intent, invoice, now=now, request_id=request_id)
-        return _mark_paid(invoice, now=now, request_id=request_id)
+        return _mark_paid(invoice, now=now, request_id=request_id, before=before)
 
     if result_status == "requires_action":
         intent.status = PaymentIntentStatus.REQUIRES_ACTION

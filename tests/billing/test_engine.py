@@ -94,6 +94,29 @@ def test_renewal_creates_a_draft_then_finalizes_and_charges_an_hour_later(accoun
     assert renewal.finalized_at == datetime(2026, 2, 15, 13, 0, tzinfo=UTC)
 
 
+def test_a_paid_renewals_update_reports_the_attempt_and_the_payment(account, clock, price):
+    # SPEC R-EVT-1: `previous_attributes` holds every field the payment changed — the attempt
+    # it counted and the PaymentIntent it made, not only the status.
+    customer = _customer(account, clock)
+    sub = subs.create_subscription(customer, items=[{"price": price}])
+    _advance(clock, days=31, hours=2)
+    sub.refresh_from_db()
+    renewal = sub.latest_invoice
+    assert renewal.status == InvoiceStatus.PAID
+    updates = list(
+        Event.objects.filter(type="invoice.updated", object_id=renewal.id).order_by("created", "id")
+    )
+    finalized, paid = (event.data["previous_attributes"] for event in updates)
+    assert finalized["status"] == "draft"
+    assert paid["status"] == "open"
+    assert paid["attempted"] is False
+    assert paid["attempt_count"] == 0
+    assert paid["payment_intent"] is None
+    assert paid["amount_paid"] == 0
+    assert paid["amount_remaining"] == 3000
+    assert updates[1].data["object"]["attempt_count"] == 1
+
+
 def test_monthly_periods_keep_the_anchor_day(account, price):
     # SPEC R-CLOCK-2: anchored on 31 January, renewals on 28 February then 31 March.
     clock = create_test_clock(account, frozen_time=datetime(2026, 1, 31, 9, 0, tzinfo=UTC))

@@ -30,6 +30,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
 from django.db.models.base import ModelState
+from django.test.utils import override_settings
 from django.utils import timezone
 from django_q.conf import Conf
 from django_q.models import OrmQ
@@ -391,7 +392,9 @@ class Command(BaseCommand):
         sync = Conf.SYNC
         Conf.SYNC = sync and cluster is None
         try:
-            with connection.execute_wrapper(counter):
+            # As a deployment runs (the helpers' cluster too): with DEBUG on, Django would keep
+            # every statement's text, rendering its parameters into it first.
+            with override_settings(DEBUG=False), connection.execute_wrapper(counter):
                 if profiler:
                     profiler.enable()
                 timeline.advance_clock(clock.pk, helpers=cluster.name if cluster else None)
