@@ -71,18 +71,40 @@ def _random_chars(count: int) -> str:
             return chars[:count].decode("ascii")
 
 
-def _monotonic_micros() -> int:
-    # Two ids made in the same microsecond by one process still sort in creation order.
-    global _last_micros
-    with _lock:
-        now = time.time_ns() // 1000
-        _last_micros = max(now, _last_micros + 1)
-        return _last_micros
+# Random characters drawn ahead, handed out an id's worth at a time: one system call per ~200
+# ids instead of one each (a renewal makes ~16 ids). Forgotten by a forked child, which must
+# not hand out its parent's.
+_POOL_CHARS = 200 * RANDOM_CHARS
+_pool = ""
+_taken = 0
+# The id's time, but its last two digits, changes every 3.8 ms: kept from the previous id.
+_head_key = -1
+_head = ""
+
+
+def _after_fork_in_child() -> None:
+    global _lock, _pool, _taken
+    _lock = threading.Lock()
+    _pool, _taken = "", 0
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def generate(prefix: str) -> str:
     """A new id with `prefix`, e.g. `generate("cus")` → `cus_0Vb3…`."""
-    return f"{prefix}_{_encode(_monotonic_micros(), TIME_CHARS)}{_random_chars(RANDOM_CHARS)}"
+    global _last_micros, _pool, _taken, _head_key, _head
+    with _lock:
+        # Two ids made in the same microsecond by one process still sort in creation order.
+        micros = _last_micros = max(time.time_ns() // 1000, _last_micros + 1)
+        start = _taken
+        if start + RANDOM_CHARS > len(_pool):
+            _pool, start = _random_chars(_POOL_CHARS), 0
+        _taken = end = start + RANDOM_CHARS
+        head_key, last_pair = divmod(micros, 3844)
+        if head_key != _head_key:
+            _head_key, _head = head_key, _encode(head_key, TIME_CHARS - 2)
+        return f"{prefix}_{_head}{_PAIRS[last_pair]}{_pool[start:end]}"
 
 
 def prefix_for(object_name: str) -> str:

@@ -1,5 +1,6 @@
 """Django's PostgreSQL backend, without pattern indexes on keys, within PostgreSQL's limit of
-bound parameters, and a health check that costs no round trip on a busy connection.
+bound parameters, a health check that costs no round trip on a busy connection, and times read
+by psycopg's own (C) loader.
 
 For every indexed text column Django adds a second index with `varchar_pattern_ops`, so that
 `LIKE 'prefix%'` can use an index under any collation. Our keys and foreign keys are
@@ -9,13 +10,16 @@ insert maintains (an invoice had 27), and served no query. Other text columns ke
 `billing.0010_no_pattern_indexes_on_keys` drops the ones made before.
 """
 
+import datetime
+import functools
 import select
 import time
 
+from django.conf import settings
 from django.db.backends.postgresql import base
 from django.db.backends.postgresql.operations import DatabaseOperations as _Operations
 from django.db.backends.postgresql.schema import DatabaseSchemaEditor as _SchemaEditor
-from psycopg import ClientCursor, pq
+from psycopg import ClientCursor, adapt, adapters, pq
 
 # PostgreSQL takes at most this many bound parameters in one statement.
 MAX_PARAMETERS = 65_535
@@ -56,6 +60,41 @@ class ServerBindingCursor(base.ServerBindingCursor):
         return super().execute(query, params, **kwargs)
 
 
+# psycopg's own loader of `timestamptz` (in C with psycopg's binary build).
+_PSYCOPG_TIMESTAMPTZ = adapters.get_loader(base.TIMESTAMPTZ_OID, pq.Format.TEXT)
+
+
+class UtcTimestamptzLoader(adapt.Loader):
+    """`timestamptz` values read by psycopg's own loader, for connections in UTC (Django's
+    zone there).
+
+    Django registers a loader of its own that parses every time in Python (a regular
+    expression) to set Django's zone on it: 5% of a batch of renewals' time went to reading
+    times. In UTC the two agree: the connection's zone is Django's (Django sets it on
+    connecting) and psycopg reads "UTC" as `datetime.timezone.utc`, Django's own. psycopg's C
+    loader cannot be subclassed, so this one hands each value straight to it; `timezone` is
+    what Django's cursors compare to decide whether to register their own."""
+
+    timezone = datetime.UTC
+
+    def __init__(self, oid, context=None):
+        super().__init__(oid, context)
+        # An instance attribute: psycopg calls the C method itself, no Python frame between.
+        self.load = _PSYCOPG_TIMESTAMPTZ(oid, context).load
+
+    def load(self, data):  # replaced on each instance (above)
+        raise NotImplementedError
+
+
+@functools.cache
+def _utc_adapters(template: adapt.AdaptersMap) -> adapt.AdaptersMap:
+    """Django's adapters for a connection (`get_adapters_template`), with times read by
+    `UtcTimestamptzLoader`."""
+    context = adapt.AdaptersMap(template)
+    context.register_loader("timestamptz", UtcTimestamptzLoader)
+    return context
+
+
 class DatabaseWrapper(base.DatabaseWrapper):
     SchemaEditorClass = DatabaseSchemaEditor
     ops_class = DatabaseOperations
@@ -64,6 +103,8 @@ class DatabaseWrapper(base.DatabaseWrapper):
         params = super().get_connection_params()
         if params.get("cursor_factory") is base.ServerBindingCursor:
             params["cursor_factory"] = ServerBindingCursor
+        if settings.USE_TZ and self.timezone_name == "UTC" and "context" in params:
+            params["context"] = _utc_adapters(params["context"])
         return params
 
     # A connection checked (used by a request) this recently is trusted on its socket's word.

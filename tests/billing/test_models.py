@@ -1,5 +1,7 @@
 """The data model: ids, money, metadata, and the constraints the database enforces."""
 
+import os
+import time
 from collections import Counter
 from datetime import timedelta
 from decimal import Decimal
@@ -309,3 +311,37 @@ def test_application_fee_percent_is_between_0_and_100(customer):
     # SPEC R-CON-3
     with pytest.raises(IntegrityError), transaction.atomic():
         factories.make_subscription(customer, application_fee_percent=Decimal("100.01"))
+
+
+def test_ids_made_across_draws_of_random_characters_stay_unique_and_well_formed():
+    # More ids than one draw of random characters serves, twice over.
+    made = [ids.generate("evt") for _ in range(3 * ids._POOL_CHARS // ids.RANDOM_CHARS)]
+    assert len(set(made)) == len(made)
+    assert len({value[-ids.RANDOM_CHARS :] for value in made}) == len(made)
+    assert made == sorted(made)
+    assert {len(value) for value in made} == {4 + ids.TIME_CHARS + ids.RANDOM_CHARS}
+    now = time.time_ns() // 1000
+    assert abs(_decode(made[-1][4 : 4 + ids.TIME_CHARS]) - now) < 60_000_000
+
+
+def _decode(text: str) -> int:
+    value = 0
+    for char in text:
+        value = value * 62 + ids.ALPHABET.index(char)
+    return value
+
+
+def test_a_forked_child_does_not_hand_out_its_parents_random_characters():
+    ids.generate("evt")  # the pool holds characters
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        os.close(read)
+        os.write(write, ids.generate("evt").encode())
+        os._exit(0)
+    os.close(write)
+    child = os.read(read, 100).decode()
+    os.close(read)
+    os.waitpid(pid, 0)
+    parent = ids.generate("evt")
+    assert child[-ids.RANDOM_CHARS :] != parent[-ids.RANDOM_CHARS :]

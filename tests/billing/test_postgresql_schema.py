@@ -2,19 +2,23 @@
 payloads), the backend's batches (within the limit of bound parameters) and its health check
 (no round trip)."""
 
+import datetime
 import os
 import resource
 import select
 import time
+import zoneinfo
 
 import pytest
 from django.apps import apps
 from django.db import connection, transaction
 from django.utils import timezone
+from psycopg import pq
 
 from billing import batching, events
 from billing.models import Account, Customer, PaymentMethod, WebhookDelivery, WebhookEndpoint
 from billing.services.webhooks import delete_webhook_endpoint
+from config.postgresql.base import UtcTimestamptzLoader
 from tests import factories
 
 pytestmark = pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's schema")
@@ -212,3 +216,25 @@ def test_the_health_check_reads_sockets_numbered_past_1023():
         for fd in spare:
             os.close(fd)
         connection.close()
+
+
+@pytest.mark.django_db
+def test_times_are_read_by_psycopgs_loader_in_djangos_zone(account):
+    written = [
+        datetime.datetime(2026, 3, 29, 1, 30, 0, 123456, tzinfo=datetime.UTC),
+        datetime.datetime(1, 1, 1, tzinfo=datetime.UTC),
+        datetime.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=datetime.UTC),
+        datetime.datetime(2026, 7, 14, 14, 0, tzinfo=zoneinfo.ZoneInfo("Europe/Paris")),
+    ]
+    customers = [
+        Customer.objects.create(account=account, email=f"t{n}@example.com", created=value)
+        for n, value in enumerate(written)
+    ]
+    read = [Customer.objects.get(pk=customer.pk).created for customer in customers]
+    assert read == written
+    assert all(value.tzinfo is datetime.UTC for value in read)
+    # Django's cursors keep the connection's loader (they would register theirs if its zone
+    # were not Django's).
+    with connection.cursor() as cursor:
+        loader = cursor.cursor.adapters.get_loader(1184, pq.Format.TEXT)  # timestamptz
+    assert loader is UtcTimestamptzLoader
