@@ -8,5 +8,8 @@ class BillingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
+        # The `__among` lookup (batches' loaders).
+        from billing import lookups  # noqa: F401
+
         # Due-job handlers register themselves when their service modules load.
         from billing.services import invoices, subscriptions  # noqa: F401

@@ -132,7 +132,9 @@ def lock_in_order(model: type, pks) -> dict:
     first, in key order, then its own rows (which no other batch holds)."""
     return {
         obj.pk: obj
-        for obj in model.objects.select_for_update().filter(pk__in=sorted(set(pks))).order_by("pk")
+        for obj in model.objects.select_for_update()
+        .filter(pk__among=sorted(set(pks)))
+        .order_by("pk")
     }
 
 
@@ -761,7 +763,7 @@ def prefetch(instances: list, name: str, queryset=None) -> list:
     for obj in instances:
         by_key[getattr(obj, fk.target_field.attname)].append(obj)
     base = queryset if queryset is not None else related._default_manager.all()
-    rows = list(base.filter(**{f"{fk.name}__in": list(by_key)}))
+    rows = list(base.filter(**{f"{fk.name}__among": list(by_key)}))
     grouped: dict = defaultdict(list)
     for row in rows:
         key = getattr(row, fk.attname)
@@ -796,11 +798,18 @@ def attach(rows: list, name: str, queryset) -> None:
         return
     field = type(rows[0])._meta.get_field(name)
     ids = {getattr(row, field.attname) for row in rows} - {None}
-    found = queryset.in_bulk(ids) if ids else {}
+    found = in_bulk(queryset, ids)
     for row in rows:
         target = found.get(getattr(row, field.attname))
         if target is not None:
             field.set_cached_value(row, target)
+
+
+def in_bulk(queryset, pks) -> dict:
+    """`queryset.in_bulk(pks)` for a batch's keys (`__among`, billing/lookups.py)."""
+    if not pks:
+        return {}
+    return {obj.pk: obj for obj in queryset.filter(pk__among=list(pks))}
 
 
 def register(*objs) -> None:

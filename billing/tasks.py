@@ -14,7 +14,7 @@ def dispatch_events(event_ids: list[str]) -> int:
     Ids whose rows do not exist (written in a savepoint that rolled back) are skipped. Returns
     how many events were handed over.
     """
-    events = Event.objects.select_related("account").filter(pk__in=list(event_ids))
+    events = Event.objects.select_related("account").filter(pk__among=list(event_ids))
     failures = []
     count = 0
     for event in events.order_by("created", "id"):

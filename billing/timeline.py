@@ -32,7 +32,7 @@ from django.db import connections, router, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from billing import batching, clocks
+from billing import batching, clocks, lookups
 from billing.choices import JobStatus, TestClockStatus
 from billing.models import DueJob, TestClock
 
@@ -168,11 +168,16 @@ def _cancel_pending(kind: str | None, targets: list[str], now) -> None:
     """PostgreSQL: cancel the pending jobs (of `kind`, or all) of these targets."""
     connection = connections[router.db_for_write(DueJob)]
     table = connection.ops.quote_name(DueJob._meta.db_table)
+    # The keys as one text, as `__among` sends them (billing/lookups.py).
+    keys = lookups.joined_text(targets)
+    array = "%s::varchar[]" if keys is None else "string_to_array(%s, ' ')"
+    if keys is None:
+        keys = targets
     sql = (
         f"UPDATE {table} SET status = %s, finished_at = %s "
-        f"WHERE target_id = ANY(%s::varchar[]) AND status = %s"
+        f"WHERE target_id = ANY({array}) AND status = %s"
     )
-    params = [JobStatus.CANCELED.value, now, targets, JobStatus.PENDING.value]
+    params = [JobStatus.CANCELED.value, now, keys, JobStatus.PENDING.value]
     if kind is not None:
         sql += " AND kind = %s"
         params.append(kind)
@@ -227,7 +232,7 @@ def run_many(job_ids: list[int]) -> int:
         with transaction.atomic():
             jobs = list(
                 DueJob.objects.select_for_update()
-                .filter(pk__in=job_ids, status__in=[JobStatus.PENDING, JobStatus.QUEUED])
+                .filter(pk__among=job_ids, status__in=[JobStatus.PENDING, JobStatus.QUEUED])
                 .order_by("id")
             )
             if not jobs:
@@ -248,7 +253,7 @@ def run_many(job_ids: list[int]) -> int:
                     if obj is not None:
                         fn(obj, job)
                     done.append(job.pk)
-            DueJob.objects.filter(pk__in=done).update(
+            DueJob.objects.filter(pk__among=done).update(
                 status=JobStatus.DONE, attempts=F("attempts") + 1, finished_at=timezone.now()
             )
             ran = len(done)
@@ -324,7 +329,7 @@ def tick() -> int:
     claimed = claim_due()
     groups: dict[str, list[int]] = {}
     for job_id, kind in (
-        DueJob.objects.filter(pk__in=claimed).order_by("id").values_list("id", "kind")
+        DueJob.objects.filter(pk__among=claimed).order_by("id").values_list("id", "kind")
     ):
         if kind in _batchers and BATCH_SIZE > 1:
             groups.setdefault(kind, []).append(job_id)

@@ -1219,9 +1219,12 @@ def _load_invoices(invoice_ids) -> dict[str, Invoice]:
     customer's own discounts are not loaded: finalizing and charging never read them.)"""
     # Customers first, in key order (`batching.lock_in_order`): one instance each, shared.
     customers = batching.lock_in_order(
-        Customer, Invoice.objects.filter(pk__in=invoice_ids).values_list("customer_id", flat=True)
+        Customer,
+        Invoice.objects.filter(pk__among=invoice_ids).values_list("customer_id", flat=True),
     )
-    invoices = list(Invoice.objects.select_for_update().filter(pk__in=invoice_ids).order_by("pk"))
+    invoices = list(
+        Invoice.objects.select_for_update().filter(pk__among=invoice_ids).order_by("pk")
+    )
     for invoice in invoices:
         invoice.customer = customers[invoice.customer_id]
     lines = batching.prefetch(invoices, "lines")
@@ -1233,7 +1236,8 @@ def _load_invoices(invoice_ids) -> dict[str, Invoice]:
     batching.attach(items, "price", Price.objects.select_related("product"))
     discounts = batching.prefetch(list(subscriptions.values()), "discounts")
     batching.attach(discounts, "coupon", Coupon.objects.all())
-    methods = PaymentMethod.objects.in_bulk(
+    methods = batching.in_bulk(
+        PaymentMethod.objects.all(),
         {
             method_id
             for invoice in invoices
@@ -1245,7 +1249,7 @@ def _load_invoices(invoice_ids) -> dict[str, Invoice]:
                 ),
             )
             if method_id
-        }
+        },
     )
     intents = batching.lock_in_order(
         PaymentIntent,

@@ -1489,10 +1489,12 @@ def _load_subscriptions(subscription_ids) -> dict[str, Subscription]:
     # Customers first, in key order (`batching.lock_in_order`): one instance each, shared.
     by_customer = batching.lock_in_order(
         Customer,
-        Subscription.objects.filter(pk__in=subscription_ids).values_list("customer_id", flat=True),
+        Subscription.objects.filter(pk__among=subscription_ids).values_list(
+            "customer_id", flat=True
+        ),
     )
     subscriptions = list(
-        Subscription.objects.select_for_update().filter(pk__in=subscription_ids).order_by("pk")
+        Subscription.objects.select_for_update().filter(pk__among=subscription_ids).order_by("pk")
     )
     for sub in subscriptions:
         sub.customer = by_customer[sub.customer_id]
@@ -1502,7 +1504,7 @@ def _load_subscriptions(subscription_ids) -> dict[str, Subscription]:
     discounts += batching.prefetch(customers, "discounts")
     pending = list(
         InvoiceItem.objects.filter(
-            subscription_id__in=[sub.pk for sub in subscriptions], invoice__isnull=True
+            subscription_id__among=[sub.pk for sub in subscriptions], invoice__isnull=True
         )
     )
     by_subscription: dict = {}
