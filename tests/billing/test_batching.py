@@ -4,6 +4,7 @@ The per-job path is what the scenario tests in test_engine.py prove rule by rule
 prove the batch path (`timeline.run_many`, `billing.batching`) writes exactly what it writes.
 """
 
+import gc
 import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -309,6 +310,36 @@ def test_a_batch_that_fails_runs_its_jobs_one_by_one(account, monkeypatch):
     )
     failed = DueJob.objects.get(kind="renewal", target_id=broken.pk, status=JobStatus.FAILED)
     assert "this subscription cannot renew" in failed.last_error
+
+
+def test_the_cycle_collector_rests_while_a_batch_runs_and_resumes_after(account, monkeypatch):
+    clock = _renewals(account, 3)
+    real = timeline._handlers["renewal"]
+    seen = []
+
+    def renew_and_look(subscription, job):
+        seen.append(gc.isenabled())
+        if len(seen) == 2:
+            raise RuntimeError("the batch fails part of the way")
+        return real(subscription, job)
+
+    monkeypatch.setitem(timeline._handlers, "renewal", renew_and_look)
+    assert gc.isenabled()
+    _advance(clock, days=31, hours=2)
+    # Off in the batch (which failed), on again for the jobs run one by one after it.
+    assert seen[:2] == [False, False]
+    assert seen[2:] == [True, True, True]
+    assert gc.isenabled()
+
+
+def test_a_collector_turned_off_by_the_process_stays_off():
+    gc.disable()
+    try:
+        with timeline._collector_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 def test_tick_hands_jobs_that_batch_to_workers_in_groups(account, monkeypatch):
