@@ -6,6 +6,7 @@ from django.db.models import Q
 from django.utils.timezone import now
 
 from billing.choices import AfterRetriesInvoice, AfterRetriesSubscription, JobStatus, RetryMode
+from billing.models.base import FastLoaded
 
 # Smart retries: 8 attempts within 2 weeks — the first attempt, then retries this many days
 # after the previous one (1 + 2 + 2 + 2 + 2 + 2 + 2 = 13 days). SPEC R-INV-9.
@@ -15,7 +16,7 @@ MAX_CUSTOM_RETRIES = 7
 MAX_RETRY_GAP_DAYS = 30
 
 
-class DueJob(models.Model):
+class DueJob(FastLoaded, models.Model):
     """One thing that must happen at `due_at`: a renewal, a trial end, a payment retry…
 
     The single answer to "what happens when" (DESIGN: Time and due work). A job on a test clock

@@ -344,3 +344,58 @@ def test_a_forked_child_does_not_hand_out_its_parents_random_characters():
     os.waitpid(pid, 0)
     parent = ids.generate("evt")
     assert child[-ids.RANDOM_CHARS :] != parent[-ids.RANDOM_CHARS :]
+
+
+# --- loading rows (billing.models.base.FastLoaded) ---------------------------------------------
+
+
+def _attributes(obj) -> dict:
+    values = {k: v for k, v in obj.__dict__.items() if k != "_state"}
+    return {**values, "_state": (obj._state.adding, obj._state.db)}
+
+
+def test_rows_load_as_djangos_own_loading_makes_them(account):
+    from django.db.models import Model
+
+    customer = factories.make_customer(account, email="row@example.com", metadata={"a": "1"})
+    price = factories.make_price(account)
+    subscription = factories.make_subscription(customer, price=price)
+    for obj in (customer, subscription, *subscription.items.all(), price):
+        model = type(obj)
+        loaded = model.objects.get(pk=obj.pk)
+        with pytest.MonkeyPatch.context() as patch:
+            # Django's path, for comparison.
+            patch.setattr(model, "from_db", classmethod(Model.from_db.__func__))
+            reference = model.objects.get(pk=obj.pk)
+        assert _attributes(loaded) == _attributes(reference)
+        assert loaded._state.adding is False
+        loaded.save()
+        assert model.objects.get(pk=obj.pk).pk == obj.pk
+    # A loaded instance's foreign keys behave: assigning one drops the object read before.
+    other = factories.make_customer(account, email="other@example.com")
+    loaded = type(subscription).objects.get(pk=subscription.pk)
+    assert loaded.customer == customer
+    loaded.customer_id = other.pk
+    assert loaded.customer == other
+
+
+def test_partial_rows_and_listened_models_load_through_django(account):
+    from django.db.models.signals import post_init
+
+    customer = factories.make_customer(account, email="partial@example.com")
+    partial = Customer.objects.only("email").get(pk=customer.pk)
+    assert partial.email == "partial@example.com"
+    assert partial.get_deferred_fields()  # the other fields load on access, as in Django
+    assert partial.name == customer.name
+
+    seen = []
+
+    def listener(sender, instance, **kwargs):
+        seen.append(instance)
+
+    post_init.connect(listener, sender=Customer)
+    try:
+        loaded = Customer.objects.get(pk=customer.pk)
+    finally:
+        post_init.disconnect(listener, sender=Customer)
+    assert seen == [loaded]
