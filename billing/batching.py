@@ -491,9 +491,9 @@ def _readers(model: type, alias: str) -> list:
 
 @functools.cache
 def _insert_values(model: type, alias: str, rows: int) -> str:
-    """`INSERT … VALUES (…), (…)` for `rows` rows, JSON given as text and cast to jsonb as for
-    COPY. Each row count is its own statement, prepared once per connection: a flush of one
-    kind of work writes the same counts every time.
+    """`INSERT … VALUES (…), (…)` for `rows` rows, JSON given as text and cast to its column's
+    type (jsonb, json) as for COPY. Each row count is its own statement, prepared once per
+    connection: a flush of one kind of work writes the same counts every time.
 
     (Not one array parameter per column: psycopg escapes every quote of a JSON text inside an
     array literal with a regular expression, ~10 ms for a create's ten event payloads.)
@@ -503,7 +503,8 @@ def _insert_values(model: type, alias: str, rows: int) -> str:
     quote = connection.ops.quote_name
     columns = ", ".join(quote(field.column) for field in fields)
     row = ", ".join(
-        "%s::jsonb" if isinstance(field, models.JSONField) else "%s" for field in fields
+        f"%s::{field.db_type(connection)}" if isinstance(field, models.JSONField) else "%s"
+        for field in fields
     )
     values = ", ".join([f"({row})"] * rows)
     return f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES {values}"
@@ -627,7 +628,7 @@ def _update_from_arrays(model: type, objs: list, fields: list, connection) -> No
     columns = [f"c{n}" for n in range(len(arrays))]
     assignments = ", ".join(
         f"{quote(field.column)} = v.{column}"
-        + ("::jsonb" if isinstance(field, models.JSONField) else "")
+        + (f"::{field.db_type(connection)}" if isinstance(field, models.JSONField) else "")
         for field, column in zip(fields, columns[1:], strict=True)
     )
     sql = (

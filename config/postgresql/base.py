@@ -1,6 +1,6 @@
 """Django's PostgreSQL backend, without pattern indexes on keys, within PostgreSQL's limit of
-bound parameters, a health check that costs no round trip on a busy connection, and times read
-by psycopg's own (C) loader.
+bound parameters, a health check that costs no round trip on a busy connection, times read by
+psycopg's own (C) loader, and `json` values handed to the fields as text.
 
 For every indexed text column Django adds a second index with `varchar_pattern_ops`, so that
 `LIKE 'prefix%'` can use an index under any collation. Our keys and foreign keys are
@@ -20,6 +20,7 @@ from django.db.backends.postgresql import base
 from django.db.backends.postgresql.operations import DatabaseOperations as _Operations
 from django.db.backends.postgresql.schema import DatabaseSchemaEditor as _SchemaEditor
 from psycopg import ClientCursor, adapt, adapters, pq
+from psycopg.types.string import TextLoader
 
 # PostgreSQL takes at most this many bound parameters in one statement.
 MAX_PARAMETERS = 65_535
@@ -87,11 +88,14 @@ class UtcTimestamptzLoader(adapt.Loader):
 
 
 @functools.cache
-def _utc_adapters(template: adapt.AdaptersMap) -> adapt.AdaptersMap:
-    """Django's adapters for a connection (`get_adapters_template`), with times read by
-    `UtcTimestamptzLoader`."""
+def _adapters(template: adapt.AdaptersMap, utc: bool) -> adapt.AdaptersMap:
+    """Django's adapters for a connection (`get_adapters_template`), with `json` values read as
+    text, as Django reads `jsonb` (the field parses them: `BulkJSONField` with orjson), and,
+    in UTC, times read by `UtcTimestamptzLoader`."""
     context = adapt.AdaptersMap(template)
-    context.register_loader("timestamptz", UtcTimestamptzLoader)
+    context.register_loader("json", TextLoader)
+    if utc:
+        context.register_loader("timestamptz", UtcTimestamptzLoader)
     return context
 
 
@@ -103,8 +107,9 @@ class DatabaseWrapper(base.DatabaseWrapper):
         params = super().get_connection_params()
         if params.get("cursor_factory") is base.ServerBindingCursor:
             params["cursor_factory"] = ServerBindingCursor
-        if settings.USE_TZ and self.timezone_name == "UTC" and "context" in params:
-            params["context"] = _utc_adapters(params["context"])
+        if "context" in params:
+            utc = settings.USE_TZ and self.timezone_name == "UTC"
+            params["context"] = _adapters(params["context"], utc)
         return params
 
     # A connection checked (used by a request) this recently is trusted on its socket's word.

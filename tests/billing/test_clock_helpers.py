@@ -158,10 +158,12 @@ def test_a_helper_running_beside_the_advancing_process_runs_each_job_once(accoun
     assert renewals.values("subscription_id").distinct().count() == 24
     done = DueJob.objects.filter(test_clock=clock, status=JobStatus.DONE)
     assert set(done.values_list("attempts", flat=True)) == {1}
-    paid = Event.objects.filter(
-        type="invoice.paid", data__object__billing_reason="subscription_cycle"
-    )
-    assert paid.count() == 24
+    paid = [
+        event
+        for event in Event.objects.filter(type="invoice.paid")
+        if event.data["object"]["billing_reason"] == "subscription_cycle"
+    ]
+    assert len(paid) == 24
 
 
 @pytest.mark.django_db(transaction=True)

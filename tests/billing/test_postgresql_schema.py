@@ -3,6 +3,7 @@ payloads), the backend's batches (within the limit of bound parameters) and its 
 (no round trip)."""
 
 import datetime
+import json
 import os
 import resource
 import select
@@ -16,7 +17,14 @@ from django.utils import timezone
 from psycopg import pq
 
 from billing import batching, events
-from billing.models import Account, Customer, PaymentMethod, WebhookDelivery, WebhookEndpoint
+from billing.models import (
+    Account,
+    Customer,
+    Event,
+    PaymentMethod,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from billing.services.webhooks import delete_webhook_endpoint
 from config.postgresql.base import UtcTimestamptzLoader
 from tests import factories
@@ -238,3 +246,26 @@ def test_times_are_read_by_psycopgs_loader_in_djangos_zone(account):
     with connection.cursor() as cursor:
         loader = cursor.cursor.adapters.get_loader(1184, pq.Format.TEXT)  # timestamptz
     assert loader is UtcTimestamptzLoader
+
+
+@pytest.mark.django_db
+def test_event_payloads_are_json_text_kept_in_the_order_written(account):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT data_type FROM information_schema.columns "
+            "WHERE table_name = 'billing_event' AND column_name = 'data'"
+        )
+        assert cursor.fetchone() == ("json",)
+    customer = factories.make_customer(account, metadata={"b": "2", "a": "1"})
+    single = events.emit("customer.updated", customer, previous_attributes={"name": None})
+    with transaction.atomic(), batching.deferred():
+        built = [events.emit("customer.updated", customer) for _ in range(3)]
+    for event in (single, *built):
+        stored = Event.objects.get(pk=event.pk)
+        assert stored.data == event.data
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT data::text FROM billing_event WHERE id = %s", [event.pk])
+            (text,) = cursor.fetchone()
+        # In the serializer's order (jsonb would have sorted the keys by length).
+        assert list(json.loads(text)["object"]) == list(event.data["object"])
+        assert list(stored.data["object"]["metadata"]) == ["b", "a"]
