@@ -22,6 +22,7 @@ import contextlib
 import contextvars
 import functools
 import json
+import operator
 from collections import defaultdict
 
 from django.db import DEFAULT_DB_ALIAS, connections, models, router, transaction
@@ -443,7 +444,7 @@ def bulk_insert(model: type, objs: list) -> None:
         model.objects.bulk_create(objs, batch_size=500)
         return
     fields = _inserted_fields(model)
-    readers = _readers(model, connection.alias)
+    read = _row_reader(model, connection.alias)
     pipeline = _pipeline_for(connection)
     if pipeline is not None and len(objs) * len(fields) <= PIPELINE_VALUES:
         # Statements of at most STATEMENT_VALUES values, whose parsing psycopg caches.
@@ -452,7 +453,7 @@ def bulk_insert(model: type, objs: list) -> None:
             chunk = objs[start : start + rows]
             pipeline.add(
                 _insert_values(model, connection.alias, len(chunk)),
-                [read(obj) for obj in chunk for read in readers],
+                [value for obj in chunk for value in read(obj)],
             )
     else:
         if pipeline is not None:
@@ -466,7 +467,7 @@ def bulk_insert(model: type, objs: list) -> None:
             ) as copy,
         ):
             for obj in objs:
-                copy.write_row([read(obj) for read in readers])
+                copy.write_row(read(obj))
     for obj in objs:
         obj._state.adding = False
         obj._state.db = connection.alias
@@ -484,9 +485,34 @@ def _inserted_fields(model: type) -> list:
 
 
 @functools.cache
-def _readers(model: type, alias: str) -> list:
-    """How to read each inserted column's value of an object (`_copy_value`)."""
-    return [_copy_value(field, alias) for field in _inserted_fields(model)]
+def _row_reader(model: type, alias: str):
+    """How to read an object's row for an insert: its inserted columns' values, in order.
+
+    The plain attributes are read by one `attrgetter` (in C), then the few columns that need
+    preparing (`_copy_value`) are replaced: a Python call per column per row was a third of
+    building the rows."""
+    fields = _inserted_fields(model)
+    getter = operator.attrgetter(*(field.attname for field in fields))
+
+    def one(obj) -> tuple:  # attrgetter of one name returns the value, not a tuple
+        return (getter(obj),)
+
+    plain = getter if len(fields) > 1 else one
+    special = [
+        (index, reader)
+        for index, field in enumerate(fields)
+        if (reader := _copy_value(field, alias)) is not None
+    ]
+    if not special:
+        return plain
+
+    def read(obj) -> list:
+        row = list(plain(obj))
+        for index, reader in special:
+            row[index] = reader(obj)
+        return row
+
+    return read
 
 
 @functools.cache
@@ -511,10 +537,10 @@ def _insert_values(model: type, alias: str, rows: int) -> str:
 
 
 def _copy_value(field, alias: str):
-    """How to read `field`'s value of an object for COPY: psycopg adapts plain Python values
-    itself, so only JSON (encoded here) and fields that compute their value on save (auto_now)
-    need Django's preparation. Per-field preparation for every value cost a third of the
-    flush (measured)."""
+    """How to read `field`'s value of an object for COPY, or None to take the attribute as it
+    is: psycopg adapts plain Python values itself, so only JSON (encoded here) and fields that
+    compute their value on save (auto_now) need Django's preparation. Per-field preparation for
+    every value cost a third of the flush (measured)."""
     attname = field.attname
     if isinstance(field, models.JSONField):
         encoder = field.encoder
@@ -526,7 +552,7 @@ def _copy_value(field, alias: str):
         return read_json
     if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
         return lambda obj: field.get_db_prep_save(field.pre_save(obj, True), connections[alias])
-    return lambda obj: getattr(obj, attname)
+    return None
 
 
 # orjson options that keep its output the same JSON as `json.dumps`: datetimes and dataclasses

@@ -113,6 +113,18 @@ def _related(manager, *related: str):
     return manager.select_related(*related)
 
 
+def _rows(instance, accessor: str, *related: str):
+    """`_related(getattr(instance, accessor), …)` without making the related manager when the
+    rows were prefetched (Django makes a new one, with its filters, at every access: the
+    invoice is rendered several times a renewal)."""
+    cache = instance.__dict__.get("_prefetched_objects_cache")
+    if cache is not None:
+        rows = cache.get(accessor)
+        if rows is not None:
+            return rows
+    return _related(getattr(instance, accessor), *related)
+
+
 # ---------------------------------------------------------------------------------------------
 # Accounts.
 # ---------------------------------------------------------------------------------------------
@@ -450,7 +462,7 @@ def serialize_subscription_item(
 
 def serialize_subscription(sub: Subscription) -> dict:
     """A `subscription`, its items embedded as a list object."""
-    items = _by_creation(_related(sub.items, "price__product"))
+    items = _by_creation(_rows(sub, "items", "price__product"))
     discounts = list(sub.discounts.all())
     discount = _current_discount(discounts, now_for(sub)) if discounts else None
     # Stripe fills the legacy `plan` and `quantity` only for a single-item subscription.
@@ -676,7 +688,7 @@ def _confirmation_secret(invoice: Invoice) -> dict | None:
 def serialize_invoice(invoice: Invoice) -> dict:
     """An `invoice`, its lines embedded as a list object."""
     customer = invoice.customer
-    lines = _by_creation(_related(invoice.lines, "price__product"))
+    lines = _by_creation(_rows(invoice, "lines", "price__product"))
     parent = None
     if invoice.subscription_id:
         parent = {
