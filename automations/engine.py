@@ -34,7 +34,7 @@ from automations.models import (
 )
 from billing import batching, timeline
 from billing.clocks import clock_id_for, now_for
-from billing.models import Customer
+from billing.models import Customer, Invoice
 from billing.prepared import Prepared
 
 log = logging.getLogger(__name__)
@@ -137,6 +137,8 @@ def claim(trigger: str, obj, *, event_id: str | None = None, now=None, cause: st
         checked=checked,
         created=now,
     )
+    # A batch's answers to `_taken_match` no longer hold.
+    batching.uncache(("taken_matches", trigger))
     try:
         # A savepoint: on PostgreSQL a failed insert would break the caller's transaction.
         with transaction.atomic():
@@ -233,11 +235,34 @@ def taken(trigger: str, object_id: str) -> bool:
     return _TAKEN_MATCH.first(trigger, object_id) is not None
 
 
+def _taken_match(trigger: str, object_id: str):
+    """`_TAKEN_MATCH.first(trigger, object_id)`; in a batch, one query answers for every
+    invoice the batch holds (a renewal crowd's failed payments asked one each), until `claim`
+    writes a match in the batch's transaction."""
+    if batching.active() is None:
+        return _TAKEN_MATCH.first(trigger, object_id)
+
+    def read() -> tuple[set, dict]:
+        keys = batching.loaded_keys(Invoice)
+        found: dict = {}
+        matches = TriggerMatch.objects.select_related("run").filter(
+            trigger=trigger, object_id__among=keys, taken=True
+        )
+        for match in matches.order_by("pk"):  # as `first()` orders
+            found.setdefault(match.object_id, match)
+        return set(keys), found
+
+    asked, found = batching.cached(("taken_matches", trigger), read)
+    if object_id not in asked:  # not one of the batch's own invoices
+        return _TAKEN_MATCH.first(trigger, object_id)
+    return found.get(object_id)
+
+
 def retry_schedule(invoice) -> tuple[int, ...] | None:
     """The retry schedule an automation set for this invoice (days between attempts); `()`
     when an automation took its failed payment without setting one (no default retries,
     SPEC R-AUTO-6); None when no automation took it (the account's schedule applies)."""
-    match = _TAKEN_MATCH.first(PAYMENT_FAILED, invoice.pk)
+    match = _taken_match(PAYMENT_FAILED, invoice.pk)
     if match is None:
         return None
     if match.run is None or match.run.retry_days is None:

@@ -180,6 +180,15 @@ def insert(*objs) -> None:
         batch.register(obj, loaded=False)
 
 
+def loaded_keys(model: type) -> list:
+    """The keys of the rows of `model` the batch being collected loaded or made (none outside
+    one)."""
+    batch = _current.get()
+    if batch is None:
+        return []
+    return [pk for (kind, pk), obj in batch.objects.items() if kind is model and pk is not None]
+
+
 def cached(key, compute):
     """`compute()`, computed once per batch (settings read by every object of the batch)."""
     batch = _current.get()
@@ -188,6 +197,13 @@ def cached(key, compute):
     if key not in batch.cache:
         batch.cache[key] = compute()
     return batch.cache[key]
+
+
+def uncache(key) -> None:
+    """Forget what `cached` computed for `key` in this batch (what it read has changed)."""
+    batch = _current.get()
+    if batch is not None:
+        batch.cache.pop(key, None)
 
 
 def writes_deferred(fn):

@@ -5,11 +5,13 @@
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from automations.choices import EndReason, RunStatus, StepStatus
 from automations.models import AutomationRun, TriggerMatch
 from billing.choices import InvoiceStatus, JobStatus, SubscriptionStatus
-from billing.models import DueJob, Event
+from billing.models import DueJob, Event, Invoice
 from billing.services import invoices as invoicing
 from billing.services import subscriptions as subs
 from notifications.models import EmailLog
@@ -133,6 +135,48 @@ def test_the_retry_policy_replaces_the_schedule_and_the_defaults_do_not_follow_i
     sub.refresh_from_db()
     assert sub.status == SubscriptionStatus.UNPAID
     assert AutomationRun.objects.get().status == RunStatus.COMPLETED
+
+
+def test_retries_due_together_read_their_automations_policies_with_one_query(world, account):
+    # SPEC R-INV-9, R-AUTO-6: in a batch of retries, each invoice keeps its own schedule (the
+    # automation's for those it took, the account's for the others).
+    world.automation(
+        trigger="subscription_payment_failed", filters=OVER_100_USD, actions=[_policy(2, 3)]
+    )
+    large = [
+        _failing_renewal(world, factories.make_price(account, unit_amount=15000 + n))
+        for n in range(2)
+    ]
+    small = [
+        _failing_renewal(world, factories.make_price(account, unit_amount=5000 + n))
+        for n in range(2)
+    ]
+    _renew(world)
+    world.advance(days=1)  # the small invoices' first retries (the account's schedule)
+    with CaptureQueriesContext(connection) as queries:
+        world.advance(days=1)  # the large invoices' second attempts, one batch
+    invoices = {}
+    for sub in large + small:
+        sub.refresh_from_db()
+        invoices[sub.pk] = Invoice.objects.get(pk=sub.latest_invoice_id)
+        assert invoices[sub.pk].billing_reason == "subscription_cycle"
+    for sub in large:
+        invoice = invoices[sub.pk]
+        assert invoice.attempt_count == 2
+        assert invoice.next_payment_attempt == invoice.finalized_at + timedelta(days=5)
+    for sub in small:
+        invoice = invoices[sub.pk]
+        assert invoice.attempt_count == 2
+        assert invoice.next_payment_attempt == invoice.finalized_at + timedelta(days=1 + 2)
+    asked = [
+        query["sql"]
+        for query in queries.captured_queries
+        if query["sql"].startswith('SELECT "automations_triggermatch"')
+        and '"taken"' in query["sql"]
+    ]
+    # The batch asked once for both (the subscribers ask again after commit, one event each).
+    retried = [invoices[sub.pk].pk for sub in large]
+    assert [sql for sql in asked if all(pk in sql for pk in retried)] != []
 
 
 def test_cancel_subscription_ends_the_run_at_once(world, price):
