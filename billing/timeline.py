@@ -249,34 +249,10 @@ def run_many(job_ids: list[int]) -> int:
     alone: list[int] = []
     ran = 0
     try:
-        with _collector_paused(), transaction.atomic():
-            jobs = list(
-                DueJob.objects.select_for_update()
-                .filter(pk__among=job_ids, status__in=[JobStatus.PENDING, JobStatus.QUEUED])
-                .order_by("id")
-            )
-            if not jobs:
-                return 0
-            kinds_here = {job.kind for job in jobs}
-            if len(kinds_here) != 1 or jobs[0].kind not in _batchers:
-                raise ValueError(f"jobs of kinds {sorted(kinds_here)} cannot run as one batch")
-            fn, _load = _handler_for(jobs[0].kind)
-            load_many, can_batch = _batchers[jobs[0].kind]
-            done = []
-            with batching.deferred():
-                objs = load_many([job.target_id for job in jobs])
-                for job in jobs:
-                    obj = objs.get(job.target_id)
-                    if obj is not None and not can_batch(obj, job):
-                        alone.append(job.pk)
-                        continue
-                    if obj is not None:
-                        fn(obj, job)
-                    done.append(job.pk)
-            DueJob.objects.filter(pk__among=done).update(
-                status=JobStatus.DONE, attempts=F("attempts") + 1, finished_at=timezone.now()
-            )
-            ran = len(done)
+        # The collector comes back once the batch's objects are gone (`_run_batch` returned):
+        # back on while they lived, its first collection walked every one of them.
+        with _collector_paused():
+            ran = _run_batch(job_ids, alone)
     except Exception:
         log.exception("a batch of %s due jobs failed; running them one by one", len(job_ids))
         alone, ran = list(job_ids), 0
@@ -285,6 +261,38 @@ def run_many(job_ids: list[int]) -> int:
         with contextlib.suppress(Exception):
             ran += int(run(job_id))
     return ran
+
+
+def _run_batch(job_ids: list[int], alone: list[int]) -> int:
+    """`run_many`'s batch in one transaction; jobs that must run alone go to `alone`."""
+    with transaction.atomic():
+        jobs = list(
+            DueJob.objects.select_for_update()
+            .filter(pk__among=job_ids, status__in=[JobStatus.PENDING, JobStatus.QUEUED])
+            .order_by("id")
+        )
+        if not jobs:
+            return 0
+        kinds_here = {job.kind for job in jobs}
+        if len(kinds_here) != 1 or jobs[0].kind not in _batchers:
+            raise ValueError(f"jobs of kinds {sorted(kinds_here)} cannot run as one batch")
+        fn, _load = _handler_for(jobs[0].kind)
+        load_many, can_batch = _batchers[jobs[0].kind]
+        done = []
+        with batching.deferred():
+            objs = load_many([job.target_id for job in jobs])
+            for job in jobs:
+                obj = objs.get(job.target_id)
+                if obj is not None and not can_batch(obj, job):
+                    alone.append(job.pk)
+                    continue
+                if obj is not None:
+                    fn(obj, job)
+                done.append(job.pk)
+        DueJob.objects.filter(pk__among=done).update(
+            status=JobStatus.DONE, attempts=F("attempts") + 1, finished_at=timezone.now()
+        )
+        return len(done)
 
 
 def _record_failure(job_id: int, error: str) -> None:

@@ -5,6 +5,7 @@ boolean, a time zone that does not exist, an unknown broker) so that a typo in t
 fails at once with the variable's name instead of misbehaving later.
 """
 
+import math
 import os
 import zoneinfo
 
@@ -59,6 +60,18 @@ class Env:
             raise SettingsError(name, value, "a whole number") from None
         if number < minimum:
             raise SettingsError(name, value, f"a whole number of at least {minimum}")
+        return number
+
+    def seconds(self, name: str, default: float, *, minimum: float = 0.0) -> float:
+        value = self.raw(name)
+        if value is None:
+            return default
+        try:
+            number = float(value)
+        except ValueError:
+            raise SettingsError(name, value, "a number of seconds") from None
+        if not math.isfinite(number) or number < minimum:
+            raise SettingsError(name, value, f"a number of seconds of at least {minimum:g}")
         return number
 
     def list(self, name: str, default: list[str]) -> list[str]:

@@ -161,7 +161,8 @@ Q_CLUSTER = {
     "catch_up": False,
     "ack_failures": True,
     "save_limit": 1000,
-    "poll": 1,
+    # How long an idle cluster waits before asking the database broker again for tasks.
+    "poll": env.seconds("Q_CLUSTER_POLL", 0.2, minimum=0.01),
     # Off for a cluster that only helps (the renewal benchmark's): it must not run schedules.
     "scheduler": env.bool("Q_CLUSTER_SCHEDULER", True),
     **env.broker("Q_CLUSTER_BROKER", "orm"),

@@ -24,6 +24,11 @@ def test_defaults_give_a_working_local_install():
     )
 
 
+def test_cluster_poll_is_read_in_seconds():
+    assert Env({}).seconds("Q_CLUSTER_POLL", 0.2) == 0.2
+    assert Env({"Q_CLUSTER_POLL": "0.05"}).seconds("Q_CLUSTER_POLL", 0.2, minimum=0.01) == 0.05
+
+
 def test_postgres_database_url_selects_postgresql():
     config = Env({"DATABASE_URL": "postgres://postgres@127.0.0.1:5432/relance"}).database(
         "DATABASE_URL", "sqlite:///x"
@@ -65,6 +70,9 @@ def test_smtp_email_url_configures_smtp():
         ("CACHE_URL", "memcached://x", lambda e: e.cache("CACHE_URL", "locmem://")),
         ("Q_CLUSTER_WORKERS", "two", lambda e: e.int("Q_CLUSTER_WORKERS", 2, minimum=1)),
         ("Q_CLUSTER_WORKERS", "0", lambda e: e.int("Q_CLUSTER_WORKERS", 2, minimum=1)),
+        ("Q_CLUSTER_POLL", "soon", lambda e: e.seconds("Q_CLUSTER_POLL", 0.2, minimum=0.01)),
+        ("Q_CLUSTER_POLL", "0", lambda e: e.seconds("Q_CLUSTER_POLL", 0.2, minimum=0.01)),
+        ("Q_CLUSTER_POLL", "nan", lambda e: e.seconds("Q_CLUSTER_POLL", 0.2, minimum=0.01)),
         ("ALLOWED_HOSTS", " , ", lambda e: e.list("ALLOWED_HOSTS", ["localhost"])),
         ("LOG_LEVEL", "LOUD", lambda e: e.choice("LOG_LEVEL", "INFO", {"INFO", "DEBUG"})),
     ],

@@ -128,6 +128,21 @@ class FastLoaded:
         return new
 
 
+def account_indexed_by_meta():
+    """`ModeScoped.account` for a model whose `Meta.indexes` begin with the account: no index
+    of its own, which every insert and every moved row would also have to write."""
+    return models.ForeignKey(
+        "billing.Account", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+
+
+def index_where_set(field: str, name: str) -> models.Index:
+    """An index of the rows whose (nullable, mostly empty) foreign key `field` is set: deletes
+    of the rows it points to still find theirs through it, and the many rows without one
+    (a Connect account on a plain subscription) cost nothing to write."""
+    return models.Index(fields=[field], name=name, condition=Q(**{f"{field}__isnull": False}))
+
+
 class ModeScoped(FastLoaded, models.Model):
     """An object that belongs to one account and one mode; test and live never mix (R-CORE-3)."""
 

@@ -5,7 +5,7 @@ from django.db import models
 from django.db.models import F, Q
 
 from billing.choices import LedgerEntryType
-from billing.models.base import ModeScoped, id_field, metadata_field
+from billing.models.base import ModeScoped, account_indexed_by_meta, id_field, metadata_field
 from billing.validators import validate_currency
 
 
@@ -20,6 +20,7 @@ class BalanceTransaction(ModeScoped):
     OBJECT = "balance_transaction"
 
     id = id_field("txn")
+    account = account_indexed_by_meta()
     type = models.CharField(max_length=24, choices=LedgerEntryType.choices)
     amount = models.BigIntegerField()
     fee = models.BigIntegerField(default=0)

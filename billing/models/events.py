@@ -2,7 +2,7 @@
 
 from django.db import models
 
-from billing.models.base import BulkJSONField, ModeScoped, id_field
+from billing.models.base import BulkJSONField, ModeScoped, account_indexed_by_meta, id_field
 
 API_VERSION = "2025-03-31.basil"
 
@@ -13,12 +13,15 @@ class Event(ModeScoped):
     OBJECT = "event"
 
     id = id_field("evt")
+    account = account_indexed_by_meta()
     type = models.CharField(max_length=100)
     api_version = models.CharField(max_length=32, default=API_VERSION)
     data = BulkJSONField()
     # The object the event is about, for "events of this customer/invoice" lookups.
-    object_id = models.CharField(max_length=64, db_index=True)
-    customer_id = models.CharField(max_length=64, blank=True, db_index=True)
+    # Indexed in Meta: ids are matched whole, so no second, pattern index (`db_index` makes one
+    # on PostgreSQL for a text column), for the ten events of every renewal to write.
+    object_id = models.CharField(max_length=64)
+    customer_id = models.CharField(max_length=64, blank=True)
     # The API request that caused it: Stripe's request.{id, idempotency_key}.
     request_id = models.CharField(max_length=64, null=True, blank=True)
     request_idempotency_key = models.CharField(max_length=255, null=True, blank=True)
@@ -28,6 +31,8 @@ class Event(ModeScoped):
         indexes = [
             models.Index(fields=["account", "livemode", "created", "id"]),
             models.Index(fields=["account", "livemode", "type", "created", "id"]),
+            models.Index(fields=["object_id"], name="event_object_id"),
+            models.Index(fields=["customer_id"], name="event_customer_id"),
         ]
 
     def __str__(self):

@@ -10,7 +10,13 @@ from billing.choices import (
     InvoiceStatus,
     LineItemType,
 )
-from billing.models.base import ModeScoped, id_field, metadata_field
+from billing.models.base import (
+    ModeScoped,
+    account_indexed_by_meta,
+    id_field,
+    index_where_set,
+    metadata_field,
+)
 from billing.validators import validate_currency
 
 
@@ -20,8 +26,10 @@ class Invoice(ModeScoped):
     OBJECT = "invoice"
 
     id = id_field("in")
+    account = account_indexed_by_meta()
+    # Customer and subscription: indexed by Meta's (customer, created) and (subscription, created).
     customer = models.ForeignKey(
-        "billing.Customer", on_delete=models.PROTECT, related_name="invoices"
+        "billing.Customer", on_delete=models.PROTECT, related_name="invoices", db_index=False
     )
     subscription = models.ForeignKey(
         "billing.Subscription",
@@ -29,6 +37,7 @@ class Invoice(ModeScoped):
         blank=True,
         on_delete=models.PROTECT,
         related_name="invoices",
+        db_index=False,
     )
     status = models.CharField(
         max_length=16, choices=InvoiceStatus.choices, default=InvoiceStatus.DRAFT
@@ -74,17 +83,38 @@ class Invoice(ModeScoped):
     payment_intent = models.ForeignKey(
         "billing.PaymentIntent", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # These four: indexed where set (Meta).
     default_payment_method = models.ForeignKey(
-        "billing.PaymentMethod", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "billing.PaymentMethod",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
     )
     on_behalf_of = models.ForeignKey(
-        "billing.Account", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        "billing.Account",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
     )
     transfer_data_destination = models.ForeignKey(
-        "billing.Account", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        "billing.Account",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
     )
     application = models.ForeignKey(
-        "billing.Account", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        "billing.Account",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
     )
     # A renewal draft held because its `on_behalf_of` account disconnected (SPEC R-CON-7):
     # reconnecting sends it back to automatic collection.
@@ -104,8 +134,10 @@ class Invoice(ModeScoped):
             models.Index(fields=["account", "livemode", "status", "created", "id"]),
             models.Index(fields=["customer", "created"]),
             models.Index(fields=["subscription", "created"]),
-            models.Index(fields=["status", "next_payment_attempt"]),
-            models.Index(fields=["status", "due_date"]),
+            index_where_set("default_payment_method", "invoice_default_pm"),
+            index_where_set("on_behalf_of", "invoice_on_behalf_of"),
+            index_where_set("transfer_data_destination", "invoice_transfer_dest"),
+            index_where_set("application", "invoice_application"),
         ]
         constraints = [
             models.CheckConstraint(
@@ -153,7 +185,10 @@ class InvoiceLineItem(ModeScoped):
     OBJECT = "line_item"
 
     id = id_field("il")
-    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
+    # Indexed by Meta's (invoice, created).
+    invoice = models.ForeignKey(
+        Invoice, on_delete=models.CASCADE, related_name="lines", db_index=False
+    )
     type = models.CharField(
         max_length=16, choices=LineItemType.choices, default=LineItemType.SUBSCRIPTION
     )

@@ -4,7 +4,13 @@ from django.db import models
 from django.db.models import Q
 
 from billing.choices import PaymentIntentStatus
-from billing.models.base import ModeScoped, id_field, metadata_field
+from billing.models.base import (
+    ModeScoped,
+    account_indexed_by_meta,
+    id_field,
+    index_where_set,
+    metadata_field,
+)
 from billing.validators import validate_currency
 
 
@@ -14,6 +20,7 @@ class PaymentIntent(ModeScoped):
     OBJECT = "payment_intent"
 
     id = id_field("pi")
+    account = account_indexed_by_meta()
     customer = models.ForeignKey(
         "billing.Customer",
         null=True,
@@ -21,12 +28,14 @@ class PaymentIntent(ModeScoped):
         on_delete=models.PROTECT,
         related_name="payment_intents",
     )
+    # Indexed by Meta's (invoice, created).
     invoice = models.ForeignKey(
         "billing.Invoice",
         null=True,
         blank=True,
         on_delete=models.CASCADE,
         related_name="payment_intents",
+        db_index=False,
     )
     amount = models.BigIntegerField()
     amount_received = models.BigIntegerField(default=0)
@@ -48,11 +57,22 @@ class PaymentIntent(ModeScoped):
     cancellation_reason = models.CharField(max_length=32, blank=True)
     canceled_at = models.DateTimeField(null=True, blank=True)
     application_fee_amount = models.BigIntegerField(null=True, blank=True)
+    # Indexed where set (Meta).
     on_behalf_of = models.ForeignKey(
-        "billing.Account", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        "billing.Account",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
     )
     transfer_data_destination = models.ForeignKey(
-        "billing.Account", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        "billing.Account",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
     )
     # Stripe's transfer_data.amount: what a destination charge sends on; None = all less fees.
     transfer_data_amount = models.BigIntegerField(null=True, blank=True)
@@ -63,6 +83,8 @@ class PaymentIntent(ModeScoped):
             models.Index(fields=["account", "livemode", "created", "id"]),
             models.Index(fields=["invoice", "created"]),
             models.Index(fields=["status", "created"]),
+            index_where_set("on_behalf_of", "payment_intent_on_behalf_of"),
+            index_where_set("transfer_data_destination", "payment_intent_transfer_dest"),
         ]
         constraints = [
             models.CheckConstraint(

@@ -9,7 +9,13 @@ from billing.choices import (
     PauseCollectionBehavior,
     SubscriptionStatus,
 )
-from billing.models.base import ModeScoped, id_field, metadata_field
+from billing.models.base import (
+    ModeScoped,
+    account_indexed_by_meta,
+    id_field,
+    index_where_set,
+    metadata_field,
+)
 from billing.validators import validate_currency
 
 # Statuses in which a subscription still bills (the engine's renewals look at these).
@@ -28,8 +34,10 @@ class Subscription(ModeScoped):
     OBJECT = "subscription"
 
     id = id_field("sub")
+    account = account_indexed_by_meta()
+    # Indexed by Meta's (customer, created).
     customer = models.ForeignKey(
-        "billing.Customer", on_delete=models.PROTECT, related_name="subscriptions"
+        "billing.Customer", on_delete=models.PROTECT, related_name="subscriptions", db_index=False
     )
     status = models.CharField(max_length=20, choices=SubscriptionStatus.choices)
     currency = models.CharField(max_length=3, validators=[validate_currency])
@@ -62,8 +70,14 @@ class Subscription(ModeScoped):
         default=CollectionMethod.CHARGE_AUTOMATICALLY,
     )
     days_until_due = models.PositiveSmallIntegerField(null=True, blank=True)
+    # This and the Connect accounts below: indexed where set (Meta).
     default_payment_method = models.ForeignKey(
-        "billing.PaymentMethod", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "billing.PaymentMethod",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
     )
     default_source = models.CharField(max_length=255, blank=True)
     # Connect (SPEC R-CON-*): the platform's share, where the funds go, who settles.
@@ -71,17 +85,32 @@ class Subscription(ModeScoped):
         max_digits=5, decimal_places=2, null=True, blank=True
     )
     transfer_data_destination = models.ForeignKey(
-        "billing.Account", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        "billing.Account",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
     )
     transfer_data_amount_percent = models.DecimalField(
         max_digits=5, decimal_places=2, null=True, blank=True
     )
     on_behalf_of = models.ForeignKey(
-        "billing.Account", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        "billing.Account",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
     )
     # The platform that created it while acting as this account (R-CON-5); null otherwise.
     application = models.ForeignKey(
-        "billing.Account", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        "billing.Account",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
     )
     latest_invoice = models.ForeignKey(
         "billing.Invoice", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -100,8 +129,10 @@ class Subscription(ModeScoped):
             models.Index(fields=["account", "livemode", "created", "id"]),
             models.Index(fields=["account", "livemode", "status", "created", "id"]),
             models.Index(fields=["customer", "created"]),
-            models.Index(fields=["status", "current_period_end"]),
-            models.Index(fields=["status", "trial_end"]),
+            index_where_set("default_payment_method", "subscription_default_pm"),
+            index_where_set("on_behalf_of", "subscription_on_behalf_of"),
+            index_where_set("transfer_data_destination", "subscription_transfer_dest"),
+            index_where_set("application", "subscription_application"),
         ]
         constraints = [
             models.CheckConstraint(
