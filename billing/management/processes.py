@@ -52,7 +52,10 @@ def cpu_seconds(pid) -> float:
 
 def database_cpu_seconds() -> float | None:
     """CPU time so far of the PostgreSQL processes on this machine (its backends do the
-    database's share of every request), or None for SQLite or without /proc."""
+    database's share of every request), or None for SQLite or without /proc.
+
+    Backends that ended count too: the server's first process (the postmaster) reaps them, and
+    the kernel adds their time to its children's (a helper's connections come and go)."""
     if connection.vendor != "postgresql":
         return None
     total = 0.0
@@ -60,14 +63,22 @@ def database_cpu_seconds() -> float | None:
         entries = [entry for entry in os.listdir("/proc") if entry.isdigit()]
     except OSError:
         return None
+    found = {}
     for entry in entries:
         try:
             with open(f"/proc/{entry}/comm") as comm:
                 if comm.read().strip() != "postgres":
                     continue
-            total += cpu_seconds(entry)
+            found[entry] = stat_fields(entry)
         except (OSError, IndexError, ValueError):
             continue  # gone meanwhile
+    tick = os.sysconf("SC_CLK_TCK")
+    for fields in found.values():
+        # utime, stime, cutime, cstime: fields 14 to 17 of the stat line, 12 to 15 after the
+        # name; the children's part only for the postmaster (its parent is not a postgres).
+        total += (int(fields[11]) + int(fields[12])) / tick
+        if fields[1] not in found:
+            total += (int(fields[13]) + int(fields[14])) / tick
     return total
 
 

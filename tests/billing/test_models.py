@@ -13,7 +13,17 @@ from django.utils import timezone
 
 from billing import ids, money
 from billing.choices import AccountType, CouponDuration, InvoiceStatus, PriceType
-from billing.models import Account, Coupon, Customer, Invoice, Price, Product, TestClock
+from billing.models import (
+    Account,
+    Coupon,
+    Customer,
+    DueJob,
+    Event,
+    Invoice,
+    Price,
+    Product,
+    TestClock,
+)
 from billing.validators import validate_metadata
 from tests import factories
 
@@ -377,6 +387,69 @@ def test_rows_load_as_djangos_own_loading_makes_them(account):
     assert loaded.customer == customer
     loaded.customer_id = other.pk
     assert loaded.customer == other
+
+
+def _new_attributes(obj) -> dict:
+    # Ids, creation times and invoice prefixes are made per instance; the rest must match.
+    values = _attributes(obj)
+    return {k: v for k, v in values.items() if k not in {"id", "created", "invoice_prefix"}}
+
+
+def test_new_instances_are_made_as_djangos_own_init_makes_them(account):
+    from django.db.models import Model
+
+    customer = factories.make_customer(account, email="new@example.com")
+    price = factories.make_price(account)
+    subscription = factories.make_subscription(customer, price=price)
+    invoice_kwargs = {
+        "account_id": account.pk,
+        "customer": customer,
+        "subscription": subscription,
+        "currency": "eur",
+        "billing_reason": "subscription_cycle",
+        "period_start": subscription.current_period_start,
+        "period_end": subscription.current_period_end,
+        "test_clock_id": None,
+    }
+    cases = [
+        (Invoice, invoice_kwargs),
+        (Event, {"account_id": account.pk, "type": "invoice.created", "data": {"object": {}}}),
+        (
+            DueJob,
+            {"account": account, "kind": "renewal", "target_id": "sub_1", "due_at": timezone.now()},
+        ),
+        (Customer, {"account": account, "email": "x@example.com", "metadata": {"k": "v"}}),
+    ]
+    for model, kwargs in cases:
+        made = model(**kwargs)
+        reference = model.__new__(model)
+        Model.__init__(reference, **kwargs)
+        assert _new_attributes(made) == _new_attributes(reference), model
+        assert made._state.adding is True
+        # Defaults made per instance are new objects (a dict each), not shared.
+        if hasattr(made, "metadata") and "metadata" not in kwargs:
+            assert made.metadata == {} and made.metadata is not model(**kwargs).metadata
+        # Related objects given by name are cached, and their keys set, as Django does.
+        for name in kwargs:
+            field = model._meta.get_field(name)
+            if field.is_relation and field.name == name:
+                assert getattr(made, field.attname) == kwargs[name].pk
+                assert field.is_cached(made)
+    invoice = Invoice(**invoice_kwargs)
+    invoice.save()
+    assert Invoice.objects.get(pk=invoice.pk).customer_id == customer.pk
+
+
+def test_new_instances_django_must_make_still_behave(account):
+    # Positional values, `pk`, a key given both ways, unknown names: Django's own path.
+    assert DueJob(pk=7).pk == 7
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        Event(account_id=account.pk, colour="blue")
+    with pytest.raises(ValueError):
+        Event(account="acct_not_an_object")
+    customer = factories.make_customer(account, email="both@example.com")
+    invoice = Invoice(customer=customer, customer_id=customer.pk, account=account)
+    assert invoice.customer == customer
 
 
 def test_partial_rows_and_listened_models_load_through_django(account):
