@@ -757,9 +757,14 @@ class Prefetched(list):
     thousands of rows a batch loads it cost a third of loading them (measured).
     """
 
-    def __init__(self, rows, make_queryset):
+    # Slots: a batch makes thousands, and each one's dict (and, before, a closure with its
+    # cells) was more for the cycle collector to walk when the batch was done.
+    __slots__ = ("_owner", "_name", "_queryset")
+
+    def __init__(self, rows, owner, name: str):
         super().__init__(rows)
-        self._make_queryset = make_queryset
+        self._owner = owner
+        self._name = name
         self._queryset = None
 
     def all(self):
@@ -776,14 +781,16 @@ class Prefetched(list):
 
     def _real(self):
         if self._queryset is None:
-            queryset = self._make_queryset()
+            manager = getattr(self._owner, self._name)
+            related = manager.model
+            queryset = manager._apply_rel_filters(related._default_manager.get_queryset())
             queryset._result_cache = list(self)
             queryset._prefetch_done = True
             self._queryset = queryset
         return self._queryset
 
     def __getattr__(self, name):
-        if name.startswith("__") or name in ("_make_queryset", "_queryset"):
+        if name.startswith("__") or name in self.__slots__:
             raise AttributeError(name)
         return getattr(self._real(), name)
 
@@ -822,16 +829,10 @@ def cache_rows(obj, name: str, rows, *, cache_name: str | None = None) -> None:
     """Make `obj.<name>.all()` (a reverse relation) answer `rows` without a query, as if
     prefetched: for rows the database does not hold yet (a batch's inserts), or loaded in bulk.
     """
-    related = getattr(type(obj), name).rel.related_model
     if cache_name is None:
         cache_name = getattr(type(obj), name).field.remote_field.cache_name
-
-    def make():
-        manager = getattr(obj, name)
-        return manager._apply_rel_filters(related._default_manager.get_queryset())
-
     cache = obj.__dict__.setdefault("_prefetched_objects_cache", {})
-    cache[cache_name] = Prefetched(rows, make)
+    cache[cache_name] = Prefetched(rows, obj, name)
 
 
 def attach(rows: list, name: str, queryset) -> None:

@@ -4,7 +4,9 @@ The per-job path is what the scenario tests in test_engine.py prove rule by rule
 prove the batch path (`timeline.run_many`, `billing.batching`) writes exactly what it writes.
 """
 
+import copy
 import gc
+import pickle
 import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -466,6 +468,9 @@ def test_rows_loaded_with_prefetch_answer_as_a_prefetched_queryset(account):
     # Anything else runs on the real queryset, limited to this subscription's items.
     assert list(first.items.filter(quantity=2).values_list("price_id", flat=True)) == [extra.pk]
     assert first.items.order_by("-quantity").first().price_id == extra.pk
+    # Copied or pickled, it is the plain list of rows.
+    assert pickle.loads(pickle.dumps(first.items.all())) == items
+    assert type(copy.copy(first.items.all())) is list
 
 
 def test_a_verb_with_deferred_writes_writes_all_or_nothing(account):
