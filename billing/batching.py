@@ -459,6 +459,17 @@ def bulk_insert(model: type, objs: list) -> None:
     if connection.vendor != "postgresql":
         model.objects.bulk_create(objs, batch_size=500)
         return
+    token = _encoded_payloads.set({})
+    try:
+        _insert_rows(model, objs, connection)
+    finally:
+        _encoded_payloads.reset(token)
+    for obj in objs:
+        obj._state.adding = False
+        obj._state.db = connection.alias
+
+
+def _insert_rows(model: type, objs: list, connection) -> None:
     fields = _inserted_fields(model)
     read = _row_reader(model, connection.alias)
     pipeline = _pipeline_for(connection)
@@ -484,9 +495,6 @@ def bulk_insert(model: type, objs: list) -> None:
         ):
             for obj in objs:
                 copy.write_row(read(obj))
-    for obj in objs:
-        obj._state.adding = False
-        obj._state.db = connection.alias
 
 
 @functools.cache
@@ -558,6 +566,14 @@ def _copy_value(field, alias: str):
     compute their value on save (auto_now) need Django's preparation. Per-field preparation for
     every value cost a third of the flush (measured)."""
     attname = field.attname
+    if getattr(field, "carries_objects", False):
+        encoder = field.encoder
+
+        def read_payload(obj):
+            value = getattr(obj, attname)
+            return None if value is None else payload_text(value, encoder)
+
+        return read_payload
     if isinstance(field, models.JSONField):
         encoder = field.encoder
 
@@ -602,6 +618,32 @@ def json_text(value, encoder=None) -> str:
         except (TypeError, orjson.JSONEncodeError):
             pass
     return json.dumps(value, cls=encoder)
+
+
+# While `bulk_insert` reads rows: id(object rendering) → (the rendering, its JSON text).
+_encoded_payloads = contextvars.ContextVar("encoded_payloads", default=None)
+
+
+def payload_text(value, encoder=None) -> str:
+    """An event's `data` ({"object": …, "previous_attributes": …}) as `json_text` writes it,
+    encoding each rendering of an object once per insert: the events of one change carry the
+    same rendering (`invoice.paid`, `invoice.payment_succeeded` and the paid `invoice.updated`
+    share one), ~30% of a renewal's events."""
+    memo = _encoded_payloads.get()
+    if memo is None or type(value) is not dict or not 1 <= len(value) <= 2:
+        return json_text(value, encoder)
+    keys = iter(value)
+    if next(keys) != "object" or next(keys, "previous_attributes") != "previous_attributes":
+        return json_text(value, encoder)
+    rendering = value["object"]
+    known = memo.get(id(rendering))
+    if known is None:
+        # The rendering is kept with its text, so that its id names it until the insert ends.
+        known = memo[id(rendering)] = (rendering, json_text(rendering, encoder))
+    if len(value) == 1:
+        return '{"object":' + known[1] + "}"
+    previous = json_text(value["previous_attributes"], encoder)
+    return '{"object":' + known[1] + ',"previous_attributes":' + previous + "}"
 
 
 def _bulk_save(model: type, entries: list) -> None:

@@ -38,6 +38,10 @@ class BulkJSONField(models.JSONField):
     placeholder is how a field opts out of `UNNEST`.
     """
 
+    # Its values are `{"object": rendering, …}`: `batching.payload_text` encodes a rendering
+    # that several events share once.
+    carries_objects = True
+
     def db_type(self, connection):
         if connection.vendor == "postgresql":
             return "json"

@@ -42,8 +42,16 @@ class DueJob(FastLoaded, models.Model):
 
     class Meta:
         indexes = [
-            # The wall-clock tick: pending jobs without a clock, by due time.
-            models.Index(fields=["status", "test_clock", "due_at"]),
+            # The wall-clock tick: jobs without a clock still waiting, by due time (and the
+            # stale claims among them). Partial: a clock's jobs, and every job once done, write
+            # no entry here.
+            models.Index(
+                fields=["status", "due_at", "id"],
+                condition=Q(test_clock__isnull=True, status__in=["pending", "queued"]),
+                name="due_job_wall_waiting",
+            ),
+            # Support's list of failed jobs (the admin's status filter), few among millions.
+            models.Index(fields=["id"], condition=Q(status="failed"), name="due_job_failed"),
             models.Index(fields=["target_id", "status"]),
             # Advancing a test clock walks its waiting jobs in (due_at, id) order.
             models.Index(

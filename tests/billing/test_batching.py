@@ -506,3 +506,32 @@ def test_two_instances_of_one_row_saved_in_a_batch_both_keep_their_fields(accoun
         batching.save(locked)
     saved = Customer.objects.get(pk=customer.pk)
     assert (saved.currency, saved.balance) == ("usd", -700)
+
+
+def test_events_sharing_an_objects_rendering_encode_it_once(monkeypatch):
+    rendering = {"id": "in_1", "object": "invoice", "lines": {"data": [{"amount": 5}]}}
+    values = [
+        {"object": rendering},
+        {"object": rendering, "previous_attributes": {"status": "open"}},
+        {"object": {"id": "in_2"}},
+        # Not an event's shape (keys in another order): encoded whole, as before.
+        {"previous_attributes": {}, "object": rendering},
+    ]
+    real = batching.json_text
+    encoded = []
+
+    def counting(value, encoder=None):
+        encoded.append(value)
+        return real(value, encoder)
+
+    monkeypatch.setattr(batching, "json_text", counting)
+    token = batching._encoded_payloads.set({})
+    try:
+        texts = [batching.payload_text(value) for value in values]
+    finally:
+        batching._encoded_payloads.reset(token)
+    # The same text as encoding each payload whole, key order included.
+    assert texts == [real(value) for value in values]
+    assert sum(1 for value in encoded if value is rendering) == 1
+    # Outside an insert, nothing is remembered.
+    assert batching.payload_text(values[0]) == real(values[0])
