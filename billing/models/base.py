@@ -202,6 +202,31 @@ def account_indexed_by_meta():
     )
 
 
+def optional_account():
+    """A Connect account an object may name (`on_behalf_of`, `transfer_data.destination`,
+    `application`): usually none, so it is indexed where set (`index_where_set` in Meta)."""
+    return models.ForeignKey(
+        "billing.Account",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+    )
+
+
+def optional_payment_method():
+    """An object's own default payment method, usually none: indexed where set (Meta)."""
+    return models.ForeignKey(
+        "billing.PaymentMethod",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+    )
+
+
 def index_where_set(field: str, name: str) -> models.Index:
     """An index of the rows whose (nullable, mostly empty) foreign key `field` is set: deletes
     of the rows it points to still find theirs through it, and the many rows without one

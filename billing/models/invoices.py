@@ -16,6 +16,8 @@ from billing.models.base import (
     id_field,
     index_where_set,
     metadata_field,
+    optional_account,
+    optional_payment_method,
 )
 from billing.validators import validate_currency
 
@@ -83,39 +85,10 @@ class Invoice(ModeScoped):
     payment_intent = models.ForeignKey(
         "billing.PaymentIntent", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    # These four: indexed where set (Meta).
-    default_payment_method = models.ForeignKey(
-        "billing.PaymentMethod",
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-        db_index=False,
-    )
-    on_behalf_of = models.ForeignKey(
-        "billing.Account",
-        null=True,
-        blank=True,
-        on_delete=models.PROTECT,
-        related_name="+",
-        db_index=False,
-    )
-    transfer_data_destination = models.ForeignKey(
-        "billing.Account",
-        null=True,
-        blank=True,
-        on_delete=models.PROTECT,
-        related_name="+",
-        db_index=False,
-    )
-    application = models.ForeignKey(
-        "billing.Account",
-        null=True,
-        blank=True,
-        on_delete=models.PROTECT,
-        related_name="+",
-        db_index=False,
-    )
+    default_payment_method = optional_payment_method()
+    on_behalf_of = optional_account()
+    transfer_data_destination = optional_account()
+    application = optional_account()
     # A renewal draft held because its `on_behalf_of` account disconnected (SPEC R-CON-7):
     # reconnecting sends it back to automatic collection.
     awaiting_reconnection = models.BooleanField(default=False)

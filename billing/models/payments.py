@@ -10,6 +10,7 @@ from billing.models.base import (
     id_field,
     index_where_set,
     metadata_field,
+    optional_account,
 )
 from billing.validators import validate_currency
 
@@ -57,23 +58,8 @@ class PaymentIntent(ModeScoped):
     cancellation_reason = models.CharField(max_length=32, blank=True)
     canceled_at = models.DateTimeField(null=True, blank=True)
     application_fee_amount = models.BigIntegerField(null=True, blank=True)
-    # Indexed where set (Meta).
-    on_behalf_of = models.ForeignKey(
-        "billing.Account",
-        null=True,
-        blank=True,
-        on_delete=models.PROTECT,
-        related_name="+",
-        db_index=False,
-    )
-    transfer_data_destination = models.ForeignKey(
-        "billing.Account",
-        null=True,
-        blank=True,
-        on_delete=models.PROTECT,
-        related_name="+",
-        db_index=False,
-    )
+    on_behalf_of = optional_account()
+    transfer_data_destination = optional_account()
     # Stripe's transfer_data.amount: what a destination charge sends on; None = all less fees.
     transfer_data_amount = models.BigIntegerField(null=True, blank=True)
     metadata = metadata_field()

@@ -15,6 +15,8 @@ from billing.models.base import (
     id_field,
     index_where_set,
     metadata_field,
+    optional_account,
+    optional_payment_method,
 )
 from billing.validators import validate_currency
 
@@ -70,48 +72,19 @@ class Subscription(ModeScoped):
         default=CollectionMethod.CHARGE_AUTOMATICALLY,
     )
     days_until_due = models.PositiveSmallIntegerField(null=True, blank=True)
-    # This and the Connect accounts below: indexed where set (Meta).
-    default_payment_method = models.ForeignKey(
-        "billing.PaymentMethod",
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-        db_index=False,
-    )
+    default_payment_method = optional_payment_method()
     default_source = models.CharField(max_length=255, blank=True)
     # Connect (SPEC R-CON-*): the platform's share, where the funds go, who settles.
     application_fee_percent = models.DecimalField(
         max_digits=5, decimal_places=2, null=True, blank=True
     )
-    transfer_data_destination = models.ForeignKey(
-        "billing.Account",
-        null=True,
-        blank=True,
-        on_delete=models.PROTECT,
-        related_name="+",
-        db_index=False,
-    )
+    transfer_data_destination = optional_account()
     transfer_data_amount_percent = models.DecimalField(
         max_digits=5, decimal_places=2, null=True, blank=True
     )
-    on_behalf_of = models.ForeignKey(
-        "billing.Account",
-        null=True,
-        blank=True,
-        on_delete=models.PROTECT,
-        related_name="+",
-        db_index=False,
-    )
+    on_behalf_of = optional_account()
     # The platform that created it while acting as this account (R-CON-5); null otherwise.
-    application = models.ForeignKey(
-        "billing.Account",
-        null=True,
-        blank=True,
-        on_delete=models.PROTECT,
-        related_name="+",
-        db_index=False,
-    )
+    application = optional_account()
     latest_invoice = models.ForeignKey(
         "billing.Invoice", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
