@@ -50,6 +50,10 @@ class Batch:
         # target id → kind → the job scheduled for it in this batch.
         self.new_jobs: dict[str, dict[str, object]] = defaultdict(dict)
         self.canceled: dict[str | None, set[str]] = defaultdict(set)
+        # The due jobs this batch runs, marked done by its flush before anything else it
+        # writes; (kind, target) of those that were pending, the one pending job of that pair.
+        self.finished: list[int] = []
+        self.running: set[tuple[str, str]] = set()
         self.counters: dict[tuple, list[int]] = {}
         self.cache: dict = {}
         # id(obj) → its field values as loaded, so a flush writes only the fields that changed.
@@ -332,7 +336,9 @@ def flush(batch: Batch) -> None:
         if batch.events:
             events.save_many(batch.events)
         timeline.apply_deferred(
-            batch.canceled, [job for jobs in batch.new_jobs.values() for job in jobs.values()]
+            batch.finished,
+            batch.canceled,
+            [job for jobs in batch.new_jobs.values() for job in jobs.values()],
         )
 
 

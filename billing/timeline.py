@@ -128,8 +128,9 @@ def cancel(kind: str | None, obj) -> int:
     (in a batch: how many it had scheduled itself; the database's are canceled at the flush)."""
     batch = batching.active()
     if batch is not None:
-        if id(obj) not in batch.inserts[type(obj)]:
-            # A row the batch inserts has no job in the database to cancel.
+        # A row the batch inserts has no job in the database to cancel; nor has the pair of a
+        # pending job the batch runs (done at the flush, and the only pending one of its pair).
+        if id(obj) not in batch.inserts[type(obj)] and (kind, obj.pk) not in batch.running:
             batch.canceled[kind].add(obj.pk)
         scheduled = batch.new_jobs.get(obj.pk)
         if not scheduled:
@@ -145,9 +146,15 @@ def cancel(kind: str | None, obj) -> int:
     return jobs.update(status=JobStatus.CANCELED, finished_at=timezone.now())
 
 
-def apply_deferred(canceled: dict, new_jobs: list) -> None:
-    """A batch's job changes: cancel what it canceled (before it ran), then add its new jobs."""
+def apply_deferred(finished: list[int], canceled: dict, new_jobs: list) -> None:
+    """A batch's job changes: mark the jobs it ran done, cancel what it canceled (before it
+    ran), then add its new jobs.
+
+    Done first: a job the batch ran is no longer pending when a new job of its kind and target
+    takes its place (`due_job_one_pending_per_kind_and_target`), and no cancel touches it."""
     now = timezone.now()
+    if finished:
+        _finish(finished, now)
     for kind, targets in canceled.items():
         targets = list(targets)
         if batching.pipeline() is not None:
@@ -163,6 +170,23 @@ def apply_deferred(canceled: dict, new_jobs: list) -> None:
             jobs.update(status=JobStatus.CANCELED, finished_at=now)
     # COPY on PostgreSQL; the new jobs' ids are not read back (nothing in a batch reads them).
     batching.bulk_insert(DueJob, new_jobs)
+
+
+def _finish(job_ids: list[int], now) -> None:
+    """Mark jobs done (one more attempt): at once, or in the flush's pipeline (PostgreSQL)."""
+    if batching.pipeline() is None:
+        DueJob.objects.filter(pk__among=job_ids).update(
+            status=JobStatus.DONE, attempts=F("attempts") + 1, finished_at=now
+        )
+        return
+    connection = connections[router.db_for_write(DueJob)]
+    table = connection.ops.quote_name(DueJob._meta.db_table)
+    batching.execute(
+        connection,
+        f"UPDATE {table} SET status = %s, attempts = attempts + 1, finished_at = %s "
+        "WHERE id = ANY(string_to_array(%s, ' ')::bigint[])",
+        [JobStatus.DONE.value, now, " ".join(map(str, job_ids))],
+    )
 
 
 def _cancel_pending(kind: str | None, targets: list[str], now) -> None:
@@ -278,21 +302,27 @@ def _run_batch(job_ids: list[int], alone: list[int]) -> int:
             raise ValueError(f"jobs of kinds {sorted(kinds_here)} cannot run as one batch")
         fn, _load = _handler_for(jobs[0].kind)
         load_many, can_batch = _batchers[jobs[0].kind]
-        done = []
-        with batching.deferred():
+        with batching.deferred() as batch:
             objs = load_many([job.target_id for job in jobs])
+            runnable = []
             for job in jobs:
                 obj = objs.get(job.target_id)
                 if obj is not None and not can_batch(obj, job):
                     alone.append(job.pk)
-                    continue
+                else:
+                    runnable.append((obj, job))
+            # Marked done by the flush, ahead of the rest (`apply_deferred`): rolled back with
+            # everything if anything fails.
+            batch.finished = [job.pk for _obj, job in runnable]
+            batch.running = {
+                (job.kind, job.target_id)
+                for _obj, job in runnable
+                if job.status == JobStatus.PENDING
+            }
+            for obj, job in runnable:
                 if obj is not None:
                     fn(obj, job)
-                done.append(job.pk)
-        DueJob.objects.filter(pk__among=done).update(
-            status=JobStatus.DONE, attempts=F("attempts") + 1, finished_at=timezone.now()
-        )
-        return len(done)
+        return len(batch.finished)
 
 
 def _record_failure(job_id: int, error: str) -> None:

@@ -61,8 +61,11 @@ class DueJob(FastLoaded, models.Model):
             ),
         ]
         constraints = [
+            # Target first: canceling an object's pending jobs, of one kind or of all, looks
+            # up each target here (a batch's 500 at once) and reads only pending entries.
+            # Kind first, a cancel of all kinds walked the whole index.
             models.UniqueConstraint(
-                fields=["kind", "target_id"],
+                fields=["target_id", "kind"],
                 condition=Q(status="pending"),
                 name="due_job_one_pending_per_kind_and_target",
             ),

@@ -12,8 +12,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from billing import batching, timeline
 from billing.choices import JobStatus
@@ -535,3 +537,78 @@ def test_events_sharing_an_objects_rendering_encode_it_once(monkeypatch):
     assert sum(1 for value in encoded if value is rendering) == 1
     # Outside an insert, nothing is remembered.
     assert batching.payload_text(values[0]) == real(values[0])
+
+
+def _job_rows_updated() -> int:
+    """Rows of billing_duejob this transaction has updated so far (PostgreSQL counts them)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT n_tup_upd FROM pg_stat_xact_user_tables WHERE relname = 'billing_duejob'"
+        )
+        row = cursor.fetchone()
+    return row[0] if row else 0
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL counts row updates")
+def test_a_batch_writes_each_job_it_runs_once(account):
+    # The job a batch runs is marked done first, so the job that replaces it (the next
+    # renewal, the next upcoming-renewal notice) cancels nothing: one update per job run.
+    clock = _renewals(account, 4)
+    before = _job_rows_updated()
+    _advance(clock, days=31, hours=2)
+    done = DueJob.objects.filter(test_clock=clock, status=JobStatus.DONE)
+    assert {"renewal", "finalize_invoice", "upcoming_renewal"} <= set(
+        done.values_list("kind", flat=True)
+    )
+    assert not DueJob.objects.filter(test_clock=clock, status=JobStatus.CANCELED).exists()
+    assert _job_rows_updated() - before == done.count()
+    # Each subscription waits for its next renewal and notice, one job of each kind.
+    pending = DueJob.objects.filter(test_clock=clock, status=JobStatus.PENDING)
+    assert (
+        sorted(pending.values_list("kind", flat=True)) == ["renewal"] * 4 + ["upcoming_renewal"] * 4
+    )
+
+
+def test_a_batch_asks_the_database_to_cancel_no_job_of_the_pairs_it_runs(account):
+    # A pending job is the only pending one of its kind and target: once the batch runs it,
+    # the renewal (or notice) it schedules in its place has nothing to cancel, and asks nothing.
+    clock = _renewals(account, 4)
+    cancels = []
+
+    def watch(execute, sql, params, many, context):
+        if sql.startswith('UPDATE "billing_duejob"') and JobStatus.CANCELED in (params or ()):
+            cancels.append(params)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(watch):
+        _advance(clock, days=31, hours=2)
+    assert Invoice.objects.filter(test_clock=clock, billing_reason="subscription_cycle").count()
+    kinds = {kind for params in cancels for kind in params if kind in timeline.kinds()}
+    # (The renewal does cancel the pending notice of the period it starts: another kind.)
+    assert "upcoming_renewal" in kinds
+    assert "renewal" not in kinds
+
+
+def test_a_job_queued_by_wall_time_still_cancels_the_pending_job_that_replaced_it(account):
+    # A wall-clock renewal waits in the queue (QUEUED) while an update schedules the renewal
+    # anew (PENDING): when the queued job runs, the renewal it schedules replaces that one.
+    price = factories.make_price(account, unit_amount=1500)
+    made = []
+    for n in range(2):
+        customer = _customer(account, None, n)
+        made.append(subs.create_subscription(customer, items=[{"price": price}]))
+    renewals = DueJob.objects.filter(kind="renewal", target_id__in=[s.pk for s in made])
+    queued = list(renewals.values_list("pk", flat=True))
+    renewals.update(status=JobStatus.QUEUED, queued_at=timezone.now())
+    ends = {sub.pk: sub.current_period_end for sub in made}
+    period_end = max(ends.values())
+    replacement = timeline.schedule("renewal", made[0], at=ends[made[0].pk] + timedelta(days=3))
+    with time_machine.travel(period_end + timedelta(minutes=1), tick=False):
+        assert timeline.run_many(queued) == 2
+    replacement.refresh_from_db()
+    assert replacement.status == JobStatus.CANCELED
+    for sub in made:
+        sub.refresh_from_db()
+        assert sub.current_period_start == ends[sub.pk]
+        (job,) = DueJob.objects.filter(kind="renewal", target_id=sub.pk, status=JobStatus.PENDING)
+        assert job.due_at == sub.current_period_end

@@ -99,7 +99,7 @@ def test_a_large_insert_runs_after_the_statements_queued_before_it(account):
     # canceled (one pending job per kind and target): the COPY must come after the UPDATE.
     many.append(DueJob(account=account, kind="renewal", target_id=subscription.pk, due_at=START))
     with batching._pipelined(connections["default"]) as pipeline:
-        timeline.apply_deferred({"renewal": {subscription.pk}}, [])
+        timeline.apply_deferred([], {"renewal": {subscription.pk}}, [])
         assert len(pipeline.statements) == 1
         batching.bulk_insert(DueJob, many)
         assert pipeline.statements == []
