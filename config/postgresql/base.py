@@ -1,6 +1,6 @@
 """Django's PostgreSQL backend, without pattern indexes on keys, within PostgreSQL's limit of
-bound parameters, a health check that costs no round trip on a busy connection, times read by
-psycopg's own (C) loader, and `json` values handed to the fields as text.
+bound parameters, a health check that costs no round trip on a busy connection, and times read
+by psycopg's own (C) loader.
 
 For every indexed text column Django adds a second index with `varchar_pattern_ops`, so that
 `LIKE 'prefix%'` can use an index under any collation. Our keys and foreign keys are
@@ -20,7 +20,6 @@ from django.db.backends.postgresql import base
 from django.db.backends.postgresql.operations import DatabaseOperations as _Operations
 from django.db.backends.postgresql.schema import DatabaseSchemaEditor as _SchemaEditor
 from psycopg import ClientCursor, adapt, adapters, pq
-from psycopg.types.string import TextLoader
 
 # PostgreSQL takes at most this many bound parameters in one statement.
 MAX_PARAMETERS = 65_535
@@ -89,11 +88,9 @@ class UtcTimestamptzLoader(adapt.Loader):
 
 @functools.cache
 def _adapters(template: adapt.AdaptersMap, utc: bool) -> adapt.AdaptersMap:
-    """Django's adapters for a connection (`get_adapters_template`), with `json` values read as
-    text, as Django reads `jsonb` (the field parses them: `BulkJSONField` with orjson), and,
-    in UTC, times read by `UtcTimestamptzLoader`."""
+    """Django's adapters for a connection (`get_adapters_template`), with, in UTC, times read
+    by `UtcTimestamptzLoader`."""
     context = adapt.AdaptersMap(template)
-    context.register_loader("json", TextLoader)
     if utc:
         context.register_loader("timestamptz", UtcTimestamptzLoader)
     return context
