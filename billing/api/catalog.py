@@ -152,6 +152,14 @@ class PricesView(ApiView):
             "product": String(max_length=255),
             "type": Enum("one_time", "recurring"),
             "lookup_keys": Array(String(max_length=200), max_items=10),
+            # Stripe's list filter: only recurring prices, of this interval or usage type.
+            "recurring": Hash(
+                {
+                    "interval": Enum("day", "week", "month", "year"),
+                    "usage_type": Enum("licensed", "metered"),
+                },
+                blank=False,
+            ),
         }
     )
 
@@ -180,6 +188,13 @@ class PricesView(ApiView):
             prices = prices.filter(type=params["type"])
         if params.get("lookup_keys"):
             prices = prices.filter(lookup_key__in=params["lookup_keys"])
+        if "recurring" in params:
+            recurring = params["recurring"]
+            prices = prices.filter(type="recurring")
+            if recurring.get("interval"):
+                prices = prices.filter(recurring_interval=recurring["interval"])
+            if recurring.get("usage_type"):
+                prices = prices.filter(recurring_usage_type=recurring["usage_type"])
         return lists.page(
             prices,
             params,

@@ -87,6 +87,32 @@ def test_create_recurring_and_one_time_prices(sdk):
     assert [p.id for p in by_key.data] == [monthly.id]
 
 
+def test_list_prices_by_recurring_interval_and_usage_type(sdk):
+    product = sdk.v1.products.create(params={"name": "Plans"})
+
+    def price(**options):
+        return sdk.v1.prices.create(
+            params={"product": product.id, "currency": "usd", "unit_amount": 900, **options}
+        ).id
+
+    monthly = price(recurring={"interval": "month"})
+    yearly = price(recurring={"interval": "year"})
+    metered = price(recurring={"interval": "month", "usage_type": "metered"})
+    price()  # one-time: never listed under `recurring`
+
+    def listed(recurring):
+        found = sdk.v1.prices.list(params={"product": product.id, "recurring": recurring})
+        return {p.id for p in found.data}
+
+    assert listed({"interval": "month"}) == {monthly, metered}
+    assert listed({"interval": "year"}) == {yearly}
+    assert listed({"usage_type": "metered"}) == {metered}
+    assert listed({"interval": "month", "usage_type": "licensed"}) == {monthly}
+    with pytest.raises(stripe.InvalidRequestError) as raised:
+        sdk.v1.prices.list(params={"recurring": {"interval": "fortnight"}})
+    assert raised.value.param == "recurring[interval]"
+
+
 def test_a_price_with_product_data_creates_the_product(sdk):
     price = sdk.v1.prices.create(
         params={
