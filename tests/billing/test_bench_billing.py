@@ -51,3 +51,28 @@ def test_bench_billing_refuses_helpers_it_could_not_measure():
 
     with pytest.raises(CommandError, match="--helpers"):
         call_command("bench_billing", subscriptions=2, helpers=1, without_subscribers=True)
+
+
+def test_the_cleanup_deletes_a_chunk_of_rows_at_a_time(account, other_account):
+    # Django's delete holds every row it deletes as an instance: a run's million events are
+    # deleted a chunk at a time, and only the benchmark account's.
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from billing import events
+    from billing.management.commands.bench_billing import _delete_in_chunks
+    from billing.models import Event
+    from tests import factories
+
+    for owner in (account, other_account):
+        customer = factories.make_customer(owner)
+        for _ in range(5):
+            events.emit("customer.updated", customer)
+    assert Event.objects.filter(account=account).count() == 5
+    kept = Event.objects.filter(account=other_account).count()
+    with CaptureQueriesContext(connection) as queries:
+        _delete_in_chunks(Event.objects.filter(account=account), size=2)
+    deletes = [q["sql"] for q in queries if q["sql"].startswith('DELETE FROM "billing_event"')]
+    assert len(deletes) == 3  # 2, 2 and 1
+    assert not Event.objects.filter(account=account).exists()
+    assert Event.objects.filter(account=other_account).count() == kept
