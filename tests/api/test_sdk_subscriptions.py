@@ -651,9 +651,17 @@ def test_the_module_level_configuration_of_the_readme_works(
     monkeypatch.setattr(stripe, "api_key", test_key.raw)
     monkeypatch.setattr(stripe, "api_base", live_server.url)
     monkeypatch.setattr(stripe, "max_network_retries", 0)
-    customer = stripe.Customer.create(email="module@example.com")
-    subscription = stripe.Subscription.create(
-        customer=customer.id, items=[{"price": price.id}], trial_period_days=14
-    )
-    assert subscription.status == "trialing"
-    assert stripe.Subscription.retrieve(subscription.id).customer == customer.id
+    # The module's own HTTP client, closed after: its kept-alive connection would hold a live
+    # server thread, and that thread's database session, to the end of the test run (where
+    # PostgreSQL then refused to drop the test database).
+    client = stripe.new_default_http_client()
+    monkeypatch.setattr(stripe, "default_http_client", client)
+    try:
+        customer = stripe.Customer.create(email="module@example.com")
+        subscription = stripe.Subscription.create(
+            customer=customer.id, items=[{"price": price.id}], trial_period_days=14
+        )
+        assert subscription.status == "trialing"
+        assert stripe.Subscription.retrieve(subscription.id).customer == customer.id
+    finally:
+        client.close()
