@@ -27,6 +27,7 @@ from collections import defaultdict
 
 from django.db import DEFAULT_DB_ALIAS, connections, models, router, transaction
 from django.db.models import F
+from django.db.models.sql import UpdateQuery
 
 from billing.prepared import Prepared
 
@@ -429,6 +430,19 @@ def execute(connection, sql: str, params: list) -> None:
         return
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
+
+
+def update_all(queryset, **values) -> None:
+    """`queryset.update(**values)` at once, or queued in the flush's pipeline: the statement
+    Django would run, sent with the rest of the flush (PostgreSQL)."""
+    connection = connections[router.db_for_write(queryset.model)]
+    if _pipeline_for(connection) is None:
+        queryset.update(**values)
+        return
+    query = queryset.query.chain(UpdateQuery)
+    query.add_update_values(values)
+    statement, params = query.get_compiler(connection=connection).as_sql()
+    execute(connection, statement, list(params))
 
 
 def update(model: type, pk, values: dict) -> None:

@@ -29,11 +29,11 @@ import traceback
 from collections.abc import Callable
 from datetime import timedelta
 
-from django.db import connections, router, transaction
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from billing import batching, clocks, lookups
+from billing import batching, clocks
 from billing.choices import JobStatus, TestClockStatus
 from billing.models import DueJob, TestClock
 
@@ -148,65 +148,29 @@ def cancel(kind: str | None, obj) -> int:
 
 def apply_deferred(finished: list[int], canceled: dict, new_jobs: list) -> None:
     """A batch's job changes: mark the jobs it ran done, cancel what it canceled (before it
-    ran), then add its new jobs.
+    ran), then add its new jobs; on PostgreSQL, sent with the rest of the flush.
 
     Done first: a job the batch ran is no longer pending when a new job of its kind and target
     takes its place (`due_job_one_pending_per_kind_and_target`), and no cancel touches it."""
     now = timezone.now()
     if finished:
-        _finish(finished, now)
+        batching.update_all(
+            DueJob.objects.filter(pk__among=finished),
+            status=JobStatus.DONE,
+            attempts=F("attempts") + 1,
+            finished_at=now,
+        )
     for kind, targets in canceled.items():
         targets = list(targets)
-        if batching.pipeline() is not None:
-            # PostgreSQL: one statement, sent with the rest of the flush.
-            _cancel_pending(kind, targets, now)
-            continue
         for start in range(0, len(targets), 1000):
             jobs = DueJob.objects.filter(
-                target_id__in=targets[start : start + 1000], status=JobStatus.PENDING
+                target_id__among=targets[start : start + 1000], status=JobStatus.PENDING
             )
             if kind is not None:
                 jobs = jobs.filter(kind=kind)
-            jobs.update(status=JobStatus.CANCELED, finished_at=now)
+            batching.update_all(jobs, status=JobStatus.CANCELED, finished_at=now)
     # COPY on PostgreSQL; the new jobs' ids are not read back (nothing in a batch reads them).
     batching.bulk_insert(DueJob, new_jobs)
-
-
-def _finish(job_ids: list[int], now) -> None:
-    """Mark jobs done (one more attempt): at once, or in the flush's pipeline (PostgreSQL)."""
-    if batching.pipeline() is None:
-        DueJob.objects.filter(pk__among=job_ids).update(
-            status=JobStatus.DONE, attempts=F("attempts") + 1, finished_at=now
-        )
-        return
-    connection = connections[router.db_for_write(DueJob)]
-    table = connection.ops.quote_name(DueJob._meta.db_table)
-    batching.execute(
-        connection,
-        f"UPDATE {table} SET status = %s, attempts = attempts + 1, finished_at = %s "
-        "WHERE id = ANY(string_to_array(%s, ' ')::bigint[])",
-        [JobStatus.DONE.value, now, " ".join(map(str, job_ids))],
-    )
-
-
-def _cancel_pending(kind: str | None, targets: list[str], now) -> None:
-    """PostgreSQL: cancel the pending jobs (of `kind`, or all) of these targets."""
-    connection = connections[router.db_for_write(DueJob)]
-    table = connection.ops.quote_name(DueJob._meta.db_table)
-    # The keys as one text, as `__among` sends them (billing/lookups.py).
-    keys = lookups.joined_text(targets)
-    array = "%s::varchar[]" if keys is None else "string_to_array(%s, ' ')"
-    if keys is None:
-        keys = targets
-    sql = (
-        f"UPDATE {table} SET status = %s, finished_at = %s "
-        f"WHERE target_id = ANY({array}) AND status = %s"
-    )
-    params = [JobStatus.CANCELED.value, now, keys, JobStatus.PENDING.value]
-    if kind is not None:
-        sql += " AND kind = %s"
-        params.append(kind)
-    batching.execute(connection, sql, params)
 
 
 def pending(obj):

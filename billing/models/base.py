@@ -1,7 +1,6 @@
 """What every public billing object shares: a Stripe id, `object`, `livemode`, `created`."""
 
 import functools
-import json
 
 import orjson
 from django.db import models
@@ -57,7 +56,7 @@ class BulkJSONField(models.JSONField):
         adapted = super().get_db_prep_value(value, connection, prepared)
         if isinstance(adapted, Jsonb):
             # The column is text: the payload goes as the text it is kept as.
-            return adapted.dumps(adapted.obj) if adapted.dumps else json.dumps(adapted.obj)
+            return adapted.dumps(adapted.obj)
         return adapted
 
     def from_db_value(self, value, expression, connection):
